@@ -1,0 +1,11 @@
+//! The pure core: decode, identity, vocabulary, state, features, model, alerts, and the engine that
+//! strings them together. Architecture invariant: nothing under `core` does IO, reads a clock or a random
+//! source, or knows of Kafka or files.
+
+pub mod decode;
+pub mod engine;
+pub mod event;
+pub mod identity;
+pub mod reason;
+pub mod state;
+pub mod vocabulary;

@@ -1,0 +1,5 @@
+//! The edges around the core: reading input, replay (and later train, generate, Kafka, HTTP).
+//! Drivers do the IO; they hand bytes to [`crate::core::engine::Engine`] and write what it returns.
+
+pub mod input;
+pub mod replay;

@@ -1,0 +1,100 @@
+//! `oncowatch replay`: records from files or stdin through the engine, with the summary and rejects files of
+//! the replay contract. stdout carries only replay's output (alerts); everything else goes to stderr.
+
+use super::input::{expand, for_each_record, total_bytes, InputError};
+use crate::core::engine::{Engine, States};
+use crate::core::reason::{Outcome, Tally};
+use serde_json::json;
+use std::io::Write;
+use std::path::PathBuf;
+
+/// What `replay` was asked to do.
+#[derive(Debug, Clone, Default)]
+pub struct ReplayOptions {
+    pub inputs: Vec<PathBuf>,
+    pub summary_json: Option<PathBuf>,
+    pub rejects: Option<PathBuf>,
+    pub progress: bool,
+}
+
+/// The result of a replay: the tally and the final states.
+pub struct ReplayOutcome {
+    pub tally: Tally,
+    pub states: States,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReplayError {
+    #[error(transparent)]
+    Input(#[from] InputError),
+    #[error("cannot write {path}: {message}")]
+    Output { path: String, message: String },
+}
+
+fn out_err(p: &std::path::Path) -> impl Fn(std::io::Error) -> ReplayError + '_ {
+    move |e| ReplayError::Output { path: p.display().to_string(), message: e.to_string() }
+}
+
+/// Replays the inputs through `engine`.
+pub fn replay(engine: &Engine, opts: &ReplayOptions) -> Result<ReplayOutcome, ReplayError> {
+    let inputs = expand(&opts.inputs)?;
+    let mut rejects = match &opts.rejects {
+        Some(p) => Some((std::io::BufWriter::new(std::fs::File::create(p).map_err(out_err(p))?), p.clone())),
+        None => None,
+    };
+    let bar = if opts.progress { progress_bar(total_bytes(&inputs)) } else { indicatif::ProgressBar::hidden() };
+    let mut tally = Tally::default();
+    let mut states = States::new();
+    let mut write_error: Option<ReplayError> = None;
+    for_each_record(
+        &inputs,
+        |rec| {
+            tally.records += 1;
+            let report = engine.process(&mut states, &rec.bytes, None);
+            for r in &report.resources {
+                tally.count(&r.outcome);
+                if let (Outcome::Rejected(reason, message), Some((w, p))) = (&r.outcome, rejects.as_mut()) {
+                    let line = json!({
+                        "source": rec.source, "line": rec.line, "entry": r.entry, "resource_type": r.resource_type,
+                        "reason": reason.code(), "message": message,
+                    });
+                    if let Err(e) = writeln!(w, "{line}") {
+                        write_error.get_or_insert(out_err(p)(e));
+                    }
+                }
+            }
+        },
+        |n| bar.inc(n),
+    )?;
+    bar.finish_and_clear();
+    if let Some(e) = write_error {
+        return Err(e);
+    }
+    if let Some((mut w, p)) = rejects {
+        w.flush().map_err(out_err(&p))?;
+    }
+    let outcome = ReplayOutcome { tally, states };
+    if let Some(p) = &opts.summary_json {
+        let text = serde_json::to_string_pretty(&summary(&outcome)).unwrap_or_default();
+        std::fs::write(p, text + "\n").map_err(out_err(p))?;
+    }
+    Ok(outcome)
+}
+
+/// The summary JSON of the replay contract.
+pub fn summary(o: &ReplayOutcome) -> serde_json::Value {
+    let m = o.tally.to_json();
+    serde_json::Value::Object(m)
+}
+
+fn progress_bar(total: u64) -> indicatif::ProgressBar {
+    // Only for long inputs; indicatif draws nothing when stderr is not a terminal.
+    if total < 4 * 1024 * 1024 {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::with_draw_target(Some(total), indicatif::ProgressDrawTarget::stderr());
+    if let Ok(style) = indicatif::ProgressStyle::with_template("{spinner} replay {bytes}/{total_bytes} {wide_bar} {eta}") {
+        bar.set_style(style);
+    }
+    bar
+}
