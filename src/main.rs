@@ -75,7 +75,13 @@ fn main() -> ExitCode {
 fn engine(cfg: &Config) -> anyhow::Result<Engine> {
     let vocab = cfg.load_vocabulary()?;
     let (key, _dev) = cfg.pseudonym_key();
-    Ok(Engine::new(vocab, DecodeOptions { max_record_bytes: cfg.input.max_record_bytes }, Pseudonymizer::new(key.as_bytes())))
+    Ok(Engine::new(
+        vocab,
+        DecodeOptions {
+            max_record_bytes: cfg.input.max_record_bytes,
+        },
+        Pseudonymizer::new(key.as_bytes()),
+    ))
 }
 
 fn run(command: Command, cfg: &Config) -> anyhow::Result<ExitCode> {
@@ -84,9 +90,18 @@ fn run(command: Command, cfg: &Config) -> anyhow::Result<ExitCode> {
             print!("{}", cfg.dump());
             Ok(ExitCode::SUCCESS)
         }
-        Command::Replay { inputs, summary_json, rejects } => {
+        Command::Replay {
+            inputs,
+            summary_json,
+            rejects,
+        } => {
             let engine = engine(cfg)?;
-            let opts = ReplayOptions { inputs, summary_json, rejects, progress: std::io::stderr().is_terminal() };
+            let opts = ReplayOptions {
+                inputs,
+                summary_json,
+                rejects,
+                progress: std::io::stderr().is_terminal(),
+            };
             let out = replay(&engine, &opts)?;
             let t = &out.tally;
             tracing::info!(

@@ -29,7 +29,9 @@ pub struct RecordReport {
 
 impl RecordReport {
     pub fn rejected(&self) -> impl Iterator<Item = &ResourceReport> {
-        self.resources.iter().filter(|r| matches!(r.outcome, Outcome::Rejected(..)))
+        self.resources
+            .iter()
+            .filter(|r| matches!(r.outcome, Outcome::Rejected(..)))
     }
 }
 
@@ -43,13 +45,25 @@ pub struct Engine {
 
 impl Engine {
     pub fn new(vocab: Vocabulary, decode: DecodeOptions, pseudonyms: Pseudonymizer) -> Self {
-        Engine { vocab, decode, pseudonyms }
+        Engine {
+            vocab,
+            decode,
+            pseudonyms,
+        }
     }
 
     /// Decodes one record and applies its events to `states`.
-    pub fn process(&self, states: &mut States, bytes: &[u8], record_key: Option<&PatientKey>) -> RecordReport {
+    pub fn process(
+        &self,
+        states: &mut States,
+        bytes: &[u8],
+        record_key: Option<&PatientKey>,
+    ) -> RecordReport {
         let decoded = decode_record(bytes, &self.vocab, &self.decode, record_key);
-        let mut report = RecordReport { resources: Vec::with_capacity(decoded.len()), changed: Vec::new() };
+        let mut report = RecordReport {
+            resources: Vec::with_capacity(decoded.len()),
+            changed: Vec::new(),
+        };
         for d in decoded {
             let outcome = match d.decoded {
                 Decoded::Ignored(r, m) => Outcome::Ignored(r, m),
@@ -59,20 +73,36 @@ impl Engine {
                         // A keyed record must be about its key's patient, or partitions would disagree on
                         // where a patient's state lives.
                         let _ = k;
-                        Outcome::Rejected(RejectReason::NoPatient, "resource's patient differs from the record key".into())
+                        Outcome::Rejected(
+                            RejectReason::NoPatient,
+                            "resource's patient differs from the record key".into(),
+                        )
                     } else {
-                        let state = states.entry(ev.patient.clone()).or_insert_with(|| PatientState::new(ev.patient.clone()));
+                        let state = states
+                            .entry(ev.patient.clone())
+                            .or_insert_with(|| PatientState::new(ev.patient.clone()));
                         match state.apply(&ev) {
                             ApplyResult::Applied => {
                                 report.changed.push(ev.patient.clone());
                                 Outcome::Applied
                             }
-                            ApplyResult::Ignored(r) => Outcome::Ignored(r, format!("{} {}", ev.resource.kind.as_str(), r.code().replace('_', " "))),
+                            ApplyResult::Ignored(r) => Outcome::Ignored(
+                                r,
+                                format!(
+                                    "{} {}",
+                                    ev.resource.kind.as_str(),
+                                    r.code().replace('_', " ")
+                                ),
+                            ),
                         }
                     }
                 }
             };
-            report.resources.push(ResourceReport { entry: d.entry, resource_type: d.resource_type, outcome });
+            report.resources.push(ResourceReport {
+                entry: d.entry,
+                resource_type: d.resource_type,
+                outcome,
+            });
         }
         report.changed.sort();
         report.changed.dedup();

@@ -64,7 +64,8 @@ pub struct Pseudonymizer {
 impl Pseudonymizer {
     pub fn new(key: &[u8]) -> Self {
         // HMAC accepts keys of any length, so this cannot fail.
-        let mac = <Hmac<Sha256> as Mac>::new_from_slice(key).unwrap_or_else(|_| unreachable!("HMAC takes any key length"));
+        let mac = <Hmac<Sha256> as Mac>::new_from_slice(key)
+            .unwrap_or_else(|_| unreachable!("HMAC takes any key length"));
         Pseudonymizer { mac }
     }
     pub fn pseudonym(&self, key: &PatientKey) -> Pseudonym {
@@ -104,7 +105,12 @@ impl EventTime {
         let days = secs.div_euclid(86_400);
         let sod = secs.rem_euclid(86_400);
         let (y, m, d) = civil_from_days(days);
-        format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", sod / 3600, (sod % 3600) / 60, sod % 60)
+        format!(
+            "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+            sod / 3600,
+            (sod % 3600) / 60,
+            sod % 60
+        )
     }
     /// `YYYY-MM-DD` in UTC.
     pub fn to_date(self) -> String {
@@ -211,10 +217,12 @@ impl ResourceVersion {
     /// Order of two versions of one resource; `None` means "treat as newer" (arrival order).
     pub fn compare(&self, applied: &ResourceVersion) -> Option<Ordering> {
         match (self, applied) {
-            (ResourceVersion::Id(a), ResourceVersion::Id(b)) => match (a.parse::<u64>(), b.parse::<u64>()) {
-                (Ok(x), Ok(y)) => Some(x.cmp(&y)),
-                _ => Some(a.cmp(b)),
-            },
+            (ResourceVersion::Id(a), ResourceVersion::Id(b)) => {
+                match (a.parse::<u64>(), b.parse::<u64>()) {
+                    (Ok(x), Ok(y)) => Some(x.cmp(&y)),
+                    _ => Some(a.cmp(b)),
+                }
+            }
             (ResourceVersion::Updated(a), ResourceVersion::Updated(b)) => Some(a.cmp(b)),
             _ => None,
         }
@@ -261,7 +269,8 @@ pub fn parse_reference(r: &str) -> RefTarget {
     }
     let ty = segs[segs.len() - 2];
     let id = segs[segs.len() - 1];
-    let type_like = ty.chars().next().is_some_and(|c| c.is_ascii_uppercase()) && ty.chars().all(|c| c.is_ascii_alphanumeric());
+    let type_like = ty.chars().next().is_some_and(|c| c.is_ascii_uppercase())
+        && ty.chars().all(|c| c.is_ascii_alphanumeric());
     if !type_like || !valid_id(id) {
         return RefTarget::Unusable;
     }
@@ -273,7 +282,11 @@ pub fn parse_reference(r: &str) -> RefTarget {
 }
 
 fn valid_id(id: &str) -> bool {
-    !id.is_empty() && id.len() <= 64 && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
+    !id.is_empty()
+        && id.len() <= 64
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
 }
 
 #[cfg(test)]
@@ -282,10 +295,19 @@ mod tests {
 
     #[test]
     fn references_normalise_to_patient_key() {
-        assert_eq!(parse_reference("Patient/123"), RefTarget::Patient("123".into()));
-        assert_eq!(parse_reference("https://h.example/fhir/Patient/123/_history/4"), RefTarget::Patient("123".into()));
+        assert_eq!(
+            parse_reference("Patient/123"),
+            RefTarget::Patient("123".into())
+        );
+        assert_eq!(
+            parse_reference("https://h.example/fhir/Patient/123/_history/4"),
+            RefTarget::Patient("123".into())
+        );
         assert_eq!(parse_reference("Group/7"), RefTarget::Other("Group".into()));
-        assert_eq!(parse_reference("urn:uuid:abc"), RefTarget::Urn("urn:uuid:abc".into()));
+        assert_eq!(
+            parse_reference("urn:uuid:abc"),
+            RefTarget::Urn("urn:uuid:abc".into())
+        );
         assert_eq!(parse_reference("#p1"), RefTarget::Unusable);
     }
 

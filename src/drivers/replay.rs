@@ -32,17 +32,27 @@ pub enum ReplayError {
 }
 
 fn out_err(p: &std::path::Path) -> impl Fn(std::io::Error) -> ReplayError + '_ {
-    move |e| ReplayError::Output { path: p.display().to_string(), message: e.to_string() }
+    move |e| ReplayError::Output {
+        path: p.display().to_string(),
+        message: e.to_string(),
+    }
 }
 
 /// Replays the inputs through `engine`.
 pub fn replay(engine: &Engine, opts: &ReplayOptions) -> Result<ReplayOutcome, ReplayError> {
     let inputs = expand(&opts.inputs)?;
     let mut rejects = match &opts.rejects {
-        Some(p) => Some((std::io::BufWriter::new(std::fs::File::create(p).map_err(out_err(p))?), p.clone())),
+        Some(p) => Some((
+            std::io::BufWriter::new(std::fs::File::create(p).map_err(out_err(p))?),
+            p.clone(),
+        )),
         None => None,
     };
-    let bar = if opts.progress { progress_bar(total_bytes(&inputs)) } else { indicatif::ProgressBar::hidden() };
+    let bar = if opts.progress {
+        progress_bar(total_bytes(&inputs))
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
     let mut tally = Tally::default();
     let mut states = States::new();
     let mut write_error: Option<ReplayError> = None;
@@ -53,7 +63,9 @@ pub fn replay(engine: &Engine, opts: &ReplayOptions) -> Result<ReplayOutcome, Re
             let report = engine.process(&mut states, &rec.bytes, None);
             for r in &report.resources {
                 tally.count(&r.outcome);
-                if let (Outcome::Rejected(reason, message), Some((w, p))) = (&r.outcome, rejects.as_mut()) {
+                if let (Outcome::Rejected(reason, message), Some((w, p))) =
+                    (&r.outcome, rejects.as_mut())
+                {
                     let line = json!({
                         "source": rec.source, "line": rec.line, "entry": r.entry, "resource_type": r.resource_type,
                         "reason": reason.code(), "message": message,
@@ -92,8 +104,13 @@ fn progress_bar(total: u64) -> indicatif::ProgressBar {
     if total < 4 * 1024 * 1024 {
         return indicatif::ProgressBar::hidden();
     }
-    let bar = indicatif::ProgressBar::with_draw_target(Some(total), indicatif::ProgressDrawTarget::stderr());
-    if let Ok(style) = indicatif::ProgressStyle::with_template("{spinner} replay {bytes}/{total_bytes} {wide_bar} {eta}") {
+    let bar = indicatif::ProgressBar::with_draw_target(
+        Some(total),
+        indicatif::ProgressDrawTarget::stderr(),
+    );
+    if let Ok(style) = indicatif::ProgressStyle::with_template(
+        "{spinner} replay {bytes}/{total_bytes} {wide_bar} {eta}",
+    ) {
         bar.set_style(style);
     }
     bar
