@@ -47,6 +47,10 @@ enum Command {
         /// Write one JSON line per rejected resource (source, line, entry, resource_type, reason, message).
         #[arg(long, value_name = "FILE")]
         rejects: Option<PathBuf>,
+        /// Write one CSV row of features per patient, as of its latest event: patient_hash, as_of,
+        /// primary_site, metastasis_confirmed, eligible, then the features in schema order (missing = empty).
+        #[arg(long, value_name = "FILE.csv")]
+        features_out: Option<PathBuf>,
     },
     /// Print the configuration in force (defaults, file and environment merged), secrets masked.
     Config,
@@ -94,12 +98,14 @@ fn run(command: Command, cfg: &Config) -> anyhow::Result<ExitCode> {
             inputs,
             summary_json,
             rejects,
+            features_out,
         } => {
             let engine = engine(cfg)?;
             let opts = ReplayOptions {
                 inputs,
                 summary_json,
                 rejects,
+                features_out,
                 progress: std::io::stderr().is_terminal(),
             };
             let out = replay(&engine, &opts)?;

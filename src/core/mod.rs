@@ -5,6 +5,7 @@
 pub mod decode;
 pub mod engine;
 pub mod event;
+pub mod features;
 pub mod identity;
 pub mod reason;
 pub mod state;

@@ -7,6 +7,8 @@
 //! Events are kept sorted by (event time, resource) whatever their arrival order, so without retractions
 //! the state after a set of events does not depend on the order they arrived in. Bounds drop the oldest
 //! points of a kind first; what they drop is summarised (a series keeps the minimum ever seen, for nadirs).
+//! A repeat of a point the bounds already dropped cannot be told from a new old point: it is applied to
+//! the summaries only (a minimum, so still idempotent).
 
 use super::event::{ClinicalEvent, Comparator, Fact};
 use super::identity::{EventTime, PatientKey, ResourceId, ResourceKind, ResourceVersion};

@@ -1,5 +1,6 @@
 //! The edges around the core: reading input, replay (and later train, generate, Kafka, HTTP).
 //! Drivers do the IO; they hand bytes to [`crate::core::engine::Engine`] and write what it returns.
 
+pub mod features_csv;
 pub mod input;
 pub mod replay;

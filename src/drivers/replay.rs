@@ -14,6 +14,8 @@ pub struct ReplayOptions {
     pub inputs: Vec<PathBuf>,
     pub summary_json: Option<PathBuf>,
     pub rejects: Option<PathBuf>,
+    /// One row of features per patient at the end of input.
+    pub features_out: Option<PathBuf>,
     pub progress: bool,
 }
 
@@ -86,6 +88,9 @@ pub fn replay(engine: &Engine, opts: &ReplayOptions) -> Result<ReplayOutcome, Re
         w.flush().map_err(out_err(&p))?;
     }
     let outcome = ReplayOutcome { tally, states };
+    if let Some(p) = &opts.features_out {
+        write_features(engine, &outcome.states, p)?;
+    }
     if let Some(p) = &opts.summary_json {
         let text = serde_json::to_string_pretty(&summary(&outcome)).unwrap_or_default();
         std::fs::write(p, text + "\n").map_err(out_err(p))?;
@@ -93,10 +98,57 @@ pub fn replay(engine: &Engine, opts: &ReplayOptions) -> Result<ReplayOutcome, Re
     Ok(outcome)
 }
 
+/// Patient counts of the final states: (patients, not eligible at their latest event, confirmed metastasis).
+pub fn patient_counts(states: &States) -> (u64, u64, u64) {
+    let mut not_eligible = 0;
+    let mut metastasis = 0;
+    for s in states.values() {
+        let t = s.latest.unwrap_or(crate::core::identity::EventTime(i64::MAX));
+        if !s.eligible(t) {
+            not_eligible += 1;
+        }
+        if s.metastasis(t).is_some() {
+            metastasis += 1;
+        }
+    }
+    (states.len() as u64, not_eligible, metastasis)
+}
+
 /// The summary JSON of the replay contract.
 pub fn summary(o: &ReplayOutcome) -> serde_json::Value {
-    let m = o.tally.to_json();
+    let mut m = o.tally.to_json();
+    let (patients, not_eligible, metastasis) = patient_counts(&o.states);
+    m.insert("patients".into(), patients.into());
+    m.insert("not_eligible".into(), not_eligible.into());
+    m.insert("confirmed_metastasis".into(), metastasis.into());
     serde_json::Value::Object(m)
+}
+
+/// `--features-out`: one row per patient (in pseudonym order) as of its latest event.
+fn write_features(engine: &Engine, states: &States, p: &std::path::Path) -> Result<(), ReplayError> {
+    use crate::core::features::compute;
+    use crate::drivers::features_csv::{cells, header};
+    let mut rows: Vec<(String, String)> = Vec::with_capacity(states.len());
+    for s in states.values() {
+        let hash = engine.pseudonyms.pseudonym(&s.key).to_string();
+        let Some(as_of) = s.latest else {
+            rows.push((hash.clone(), format!("{hash},,,0,0{}", ",".repeat(crate::core::features::N_FEATURES))));
+            continue;
+        };
+        let fv = compute(s, &engine.vocab, as_of);
+        let site = s.primary(as_of).map(|(site, _)| site.as_str()).unwrap_or("");
+        let meta = u8::from(s.metastasis(as_of).is_some());
+        let eligible = u8::from(s.eligible(as_of));
+        rows.push((hash.clone(), format!("{hash},{},{site},{meta},{eligible}{}", as_of.to_rfc3339(), cells(&fv))));
+    }
+    rows.sort();
+    let mut text = header(&["patient_hash", "as_of", "primary_site", "metastasis_confirmed", "eligible"]);
+    text.push('\n');
+    for (_, r) in rows {
+        text.push_str(&r);
+        text.push('\n');
+    }
+    std::fs::write(p, text).map_err(out_err(p))
 }
 
 fn progress_bar(total: u64) -> indicatif::ProgressBar {
