@@ -131,7 +131,7 @@ fn replay_folder(name: &str) -> Replayed {
         &inputs,
         |rec| {
             out.tally.records += 1;
-            let report = engine.process(&mut states, &rec.bytes, None);
+            let report = engine.process(&mut states, &rec.bytes, None, None);
             let rel = Path::new(&rec.source)
                 .strip_prefix(&root)
                 .expect("source under corpus")

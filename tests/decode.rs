@@ -264,7 +264,7 @@ fn versions_duplicates_and_stale_are_counted_by_the_engine() {
     let outcomes: Vec<Outcome> = [&v2, &v2, &v1]
         .iter()
         .map(|v| {
-            e.process(&mut states, v.to_string().as_bytes(), None)
+            e.process(&mut states, v.to_string().as_bytes(), None, None)
                 .resources[0]
                 .outcome
                 .clone()
@@ -296,12 +296,12 @@ fn entered_in_error_first_leaves_a_tombstone() {
         json!({"meta": {"versionId": "1"}, "valueQuantity": {"value": 3.0, "unit": "ng/mL"}}),
     );
     assert_eq!(
-        e.process(&mut states, retract.to_string().as_bytes(), None)
+        e.process(&mut states, retract.to_string().as_bytes(), None, None)
             .resources[0]
             .outcome,
         Outcome::Applied
     );
-    let late = e.process(&mut states, original.to_string().as_bytes(), None);
+    let late = e.process(&mut states, original.to_string().as_bytes(), None, None);
     assert!(matches!(
         late.resources[0].outcome,
         Outcome::Ignored(IgnoreReason::StaleVersion, _)
@@ -328,7 +328,7 @@ fn tally_of(bytes: &[u8]) -> Tally {
     let e = engine();
     let mut states = States::new();
     let mut t = Tally::default();
-    for r in e.process(&mut states, bytes, None).resources {
+    for r in e.process(&mut states, bytes, None, None).resources {
         t.count(&r.outcome);
     }
     t

@@ -13,7 +13,7 @@ fuzz_target!(|data: &[u8]| {
     let engine = Engine::new(vocab, DecodeOptions::default(), Pseudonymizer::new(DEVELOPMENT_PSEUDONYM_KEY.as_bytes()));
     let mut states = States::new();
     let mut tally = Tally::default();
-    for r in engine.process(&mut states, data, None).resources {
+    for r in engine.process(&mut states, data, None, None).resources {
         tally.count(&r.outcome);
     }
     assert!(tally.balances() && tally.resources >= 1);

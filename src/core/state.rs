@@ -30,6 +30,8 @@ pub const FINDING_POINTS: usize = 12;
 pub const OTHER_POINTS: usize = 4;
 /// Recent event times kept for activity features.
 pub const ACTIVITY_POINTS: usize = 16;
+/// Resource ids kept for alert bases.
+pub const RECENT_IDS: usize = 6;
 /// Tombstones kept for retractions that arrived before what they retract.
 pub const TOMBSTONES: usize = 32;
 
@@ -149,7 +151,7 @@ pub struct PolicyState {
     pub in_episode: bool,
     /// Event time the probability last stood at or above the lowest tier's exit level.
     pub last_above: Option<EventTime>,
-    /// Last alert per tier in this episode: (tier, event time, resource hashes of its basis, probability).
+    /// The latest alerts issued (bounded), for cooldowns and withdrawal.
     pub alerts: Vec<IssuedAlert>,
 }
 
@@ -160,6 +162,9 @@ pub struct IssuedAlert {
     pub episode: u32,
     pub time: EventTime,
     pub withdrawn: bool,
+    pub probability: f32,
+    /// Resource hashes of the alert's basis, to tell whether a retraction touches its evidence.
+    pub basis: Vec<u32>,
 }
 
 /// Everything the model and the alert policy need about one patient.
@@ -172,6 +177,8 @@ pub struct PatientState {
     /// Per series: the minimum value among points dropped by the bounds (for nadirs).
     dropped_min: Vec<(SeriesId, f32)>,
     tombstones: Vec<Tombstone>,
+    /// Ids of the latest retained resources (bounded), so an alert's basis can name its evidence.
+    recent: Vec<(u32, String)>,
     /// Latest event time applied (the "as of" of scoring).
     pub latest: Option<EventTime>,
     pub policy: PolicyState,
@@ -184,7 +191,8 @@ pub enum ApplyResult {
     Ignored(IgnoreReason),
 }
 
-fn res_hash(r: &ResourceId) -> u32 {
+/// The 32-bit resource hash that points carry.
+pub fn res_hash(r: &ResourceId) -> u32 {
     let h = r.hash64();
     (h ^ (h >> 32)) as u32
 }
@@ -239,6 +247,7 @@ impl PatientState {
             points: Vec::new(),
             dropped_min: Vec::new(),
             tombstones: Vec::new(),
+            recent: Vec::new(),
             latest: None,
             policy: PolicyState::default(),
         }
@@ -288,6 +297,7 @@ impl PatientState {
         }
         self.points.retain(|p| p.res != res);
         self.tombstones.retain(|t| t.res != res);
+        self.recent.retain(|(r, _)| *r != res);
         if let Some(t) = ev.time {
             self.latest = Some(self.latest.map_or(t, |l| l.max(t)));
         }
@@ -314,6 +324,13 @@ impl PatientState {
                     .partition_point(|q| (q.time, q.res) < (p.time, p.res));
                 self.points.insert(at, p);
                 self.enforce_bounds(kind);
+                self.recent.retain(|(r, _)| *r != res);
+                if self.points.iter().any(|q| q.res == res) {
+                    self.recent.push((res, ev.resource.reference()));
+                    if self.recent.len() > RECENT_IDS {
+                        self.recent.remove(0);
+                    }
+                }
             }
         }
         ApplyResult::Applied
@@ -382,6 +399,11 @@ impl PatientState {
                 i += 1;
             }
         }
+    }
+
+    /// The reference (`Type/id`) of a retained resource, when it is among the latest few.
+    pub fn reference_of(&self, res: u32) -> Option<&str> {
+        self.recent.iter().find(|(r, _)| *r == res).map(|(_, id)| id.as_str())
     }
 
     /// Points at or before `as_of`, oldest first.

@@ -62,7 +62,7 @@ pub fn replay(engine: &Engine, opts: &ReplayOptions) -> Result<ReplayOutcome, Re
         &inputs,
         |rec| {
             tally.records += 1;
-            let report = engine.process(&mut states, &rec.bytes, None);
+            let report = engine.process(&mut states, &rec.bytes, None, None);
             for r in &report.resources {
                 tally.count(&r.outcome);
                 if let (Outcome::Rejected(reason, message), Some((w, p))) =
