@@ -17,6 +17,15 @@ pub struct Config {
     pub privacy: PrivacyConfig,
     pub vocabulary: VocabularyConfig,
     pub log: LogConfig,
+    pub model: ModelConfig,
+    pub alerts: crate::core::alerts::policy::PolicyConfig,
+    pub train: crate::drivers::train::TrainConfig,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelConfig {
+    pub path: PathBuf,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]

@@ -4,8 +4,11 @@ use clap::{Parser, Subcommand};
 use oncowatch::config::{Config, LogFormat};
 use oncowatch::core::decode::DecodeOptions;
 use oncowatch::core::engine::Engine;
+use oncowatch::core::identity::EventTime;
 use oncowatch::core::identity::Pseudonymizer;
+use oncowatch::core::model::Model;
 use oncowatch::drivers::replay::{replay, ReplayOptions};
+use oncowatch::drivers::train::{train, write_model, TrainOptions};
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -51,9 +54,95 @@ enum Command {
         /// primary_site, metastasis_confirmed, eligible, then the features in schema order (missing = empty).
         #[arg(long, value_name = "FILE.csv")]
         features_out: Option<PathBuf>,
+        /// Score with this model file instead of model.path from configuration.
+        #[arg(long, value_name = "FILE", conflicts_with = "no_model")]
+        model: Option<PathBuf>,
+        /// Do not score: state and accounting only.
+        #[arg(long)]
+        no_model: bool,
+        /// Write alerts (FHIR RiskAssessment, one JSON per line) here instead of stdout.
+        #[arg(long, value_name = "FILE")]
+        alerts: Option<PathBuf>,
+        /// Treat every record as arriving at this time (YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ): events older
+        /// than alerts.max_event_lag_days then raise no alert (backfill).
+        #[arg(long, value_name = "TIME")]
+        arrival_time: Option<String>,
+    },
+    /// Train the metastasis model on labelled FHIR history (e.g. a generated cohort).
+    ///
+    /// Replays the input through the same decode, state and feature code as the service, takes labelled
+    /// snapshots, splits by patient (train / calibration / test), fits smartcore's gradient-boosted trees,
+    /// calibrates them (isotonic), and evaluates on the test patients (metrics and the alert policy over their
+    /// timelines). Hyper-parameters: section [train] of the configuration, or the flags below.
+    ///
+    /// Example (the default model): oncowatch generate --patients 10000 --seed 42 --out cohort && oncowatch
+    /// train --input cohort/cohort.ndjson --out models/default.json --report-dir models/report
+    Train {
+        /// Input files or directories (repeatable), as for replay.
+        #[arg(long = "input", required = true, value_name = "PATH")]
+        inputs: Vec<PathBuf>,
+        /// Prediction horizon in days (default: train.horizon_days).
+        #[arg(long)]
+        horizon_days: Option<u32>,
+        /// Where to write the model file.
+        #[arg(long, value_name = "FILE.json")]
+        out: PathBuf,
+        /// Folder for report.json, report.md and the plots.
+        #[arg(long, value_name = "DIR")]
+        report_dir: PathBuf,
+        /// Write the exact rows the model saw: patient_hash,as_of,label,split,<features>.
+        #[arg(long, value_name = "FILE.csv")]
+        export_features: Option<PathBuf>,
+        /// Number of trees (default: train.n_estimators).
+        #[arg(long)]
+        trees: Option<usize>,
+        /// Tree depth (default: train.max_depth).
+        #[arg(long)]
+        max_depth: Option<u16>,
+    },
+    /// Write a synthetic oncology cohort as FHIR R4, with its ground truth (truth.csv).
+    ///
+    /// Output in DIR: cohort.ndjson (one resource per line, in delivery order) or bundles/ (one transaction
+    /// Bundle per patient, plus a batch Bundle of its corrections when faults are on), and truth.csv
+    /// (patient_hash,primary_site,stage,metastasis_date,eligible; patient_hash is the pseudonym under the
+    /// configured key). The same arguments give byte-identical files. Every patient is synthetic.
+    ///
+    /// Example: oncowatch generate --patients 1000 --seed 1 --out cohort/ --duplicates 0.02 --late 0.05
+    Generate {
+        /// Number of patients.
+        #[arg(long, value_name = "N")]
+        patients: u64,
+        /// Seed of the cohort: the same seed and options give the same files.
+        #[arg(long, default_value_t = 1, value_name = "S")]
+        seed: u64,
+        /// Output directory (created if missing; files in it are overwritten).
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        /// ndjson: DIR/cohort.ndjson; bundles: DIR/bundles/*.json.
+        #[arg(long, value_enum, default_value = "ndjson")]
+        format: GenerateFormat,
+        /// Fraction of resources delivered weeks to months after their event time.
+        #[arg(long, default_value_t = 0.0, value_name = "F")]
+        late: f64,
+        /// Fraction of resources delivered twice (an exact copy, later).
+        #[arg(long, default_value_t = 0.0, value_name = "F")]
+        duplicates: f64,
+        /// Fraction of resources followed by an amended version (meta.versionId "2", value changed slightly).
+        #[arg(long, default_value_t = 0.0, value_name = "F")]
+        amended: f64,
+        /// Fraction of resources followed by an entered-in-error version (never the diagnosis or metastasis).
+        #[arg(long, default_value_t = 0.0, value_name = "F")]
+        entered_in_error: f64,
     },
     /// Print the configuration in force (defaults, file and environment merged), secrets masked.
     Config,
+}
+
+/// Output format of `generate`.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum GenerateFormat {
+    Ndjson,
+    Bundles,
 }
 
 fn main() -> ExitCode {
@@ -90,6 +179,98 @@ fn engine(cfg: &Config) -> anyhow::Result<Engine> {
 
 fn run(command: Command, cfg: &Config) -> anyhow::Result<ExitCode> {
     match command {
+        Command::Generate {
+            patients,
+            seed,
+            out,
+            format,
+            late,
+            duplicates,
+            amended,
+            entered_in_error,
+        } => {
+            use oncowatch::drivers::generate::{
+                self, CohortOptions, Faults, Format, GenerateOptions,
+            };
+            let (key, _dev) = cfg.pseudonym_key();
+            let pseudonyms = Pseudonymizer::new(key.as_bytes());
+            let opts = GenerateOptions {
+                cohort: CohortOptions {
+                    patients,
+                    seed,
+                    faults: Faults {
+                        late,
+                        duplicates,
+                        amended,
+                        entered_in_error,
+                    },
+                },
+                out,
+                format: match format {
+                    GenerateFormat::Ndjson => Format::Ndjson,
+                    GenerateFormat::Bundles => Format::Bundles,
+                },
+                progress: std::io::stderr().is_terminal(),
+            };
+            let s = generate::generate(&opts, &pseudonyms)?;
+            tracing::info!(
+                patients = s.patients,
+                eligible = s.eligible,
+                metastatic = s.metastatic,
+                resources = s.resources,
+                files = s.files,
+                bytes = s.bytes,
+                faults = ?s.faults,
+                "generate finished"
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Train {
+            inputs,
+            horizon_days,
+            out,
+            report_dir,
+            export_features,
+            trees,
+            max_depth,
+        } => {
+            let engine = engine(cfg)?;
+            let mut config = cfg.train.clone();
+            if let Some(h) = horizon_days {
+                config.horizon_days = h;
+            }
+            if let Some(t) = trees {
+                config.n_estimators = t;
+            }
+            if let Some(d) = max_depth {
+                config.max_depth = d;
+            }
+            let engine = Engine {
+                policy: cfg.alerts.clone(),
+                ..engine
+            };
+            let opts = TrainOptions {
+                inputs,
+                out: out.clone(),
+                report_dir: report_dir.clone(),
+                export_features,
+                config,
+                progress: std::io::stderr().is_terminal(),
+            };
+            let trained = train(&engine, &opts)?;
+            write_model(&out, &trained.model_bytes)?;
+            let t = &trained.report["test"];
+            tracing::info!(
+                model = %trained.report["model_version"].as_str().unwrap_or(""),
+                auc = t["auc"].as_f64(),
+                ece = t["ece"].as_f64(),
+                seconds = trained.seconds.get("total").copied(),
+                "model written to {}, report in {}",
+                out.display(),
+                report_dir.display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Config => {
             print!("{}", cfg.dump());
             Ok(ExitCode::SUCCESS)
@@ -99,13 +280,34 @@ fn run(command: Command, cfg: &Config) -> anyhow::Result<ExitCode> {
             summary_json,
             rejects,
             features_out,
+            model,
+            no_model,
+            alerts,
+            arrival_time,
         } => {
-            let engine = engine(cfg)?;
+            let mut engine = engine(cfg)?;
+            let model_path = model.unwrap_or_else(|| cfg.model.path.clone());
+            if !no_model && !model_path.as_os_str().is_empty() {
+                let m = Model::load(&model_path)
+                    .map_err(|e| anyhow::anyhow!("model {}: {e}", model_path.display()))?;
+                tracing::info!(model = %m.version, "scoring with {}", model_path.display());
+                engine = engine.with_model(m, cfg.alerts.clone());
+            }
+            let arrival = match arrival_time {
+                Some(t) => Some(EventTime::parse_utc(&t).ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "--arrival-time {t:?}: expected YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ"
+                    )
+                })?),
+                None => None,
+            };
             let opts = ReplayOptions {
                 inputs,
                 summary_json,
                 rejects,
                 features_out,
+                alerts,
+                arrival,
                 progress: std::io::stderr().is_terminal(),
             };
             let out = replay(&engine, &opts)?;

@@ -117,6 +117,32 @@ impl EventTime {
         let (y, m, d) = civil_from_days(self.0.div_euclid(1000).div_euclid(86_400));
         format!("{y:04}-{m:02}-{d:02}")
     }
+    /// Parses `YYYY-MM-DD` or `YYYY-MM-DDTHH:MM:SSZ` (UTC only; for command-line arguments).
+    pub fn parse_utc(s: &str) -> Option<EventTime> {
+        let b = s.as_bytes();
+        let num = |r: std::ops::Range<usize>| -> Option<i64> {
+            s.get(r)
+                .filter(|x| x.bytes().all(|c| c.is_ascii_digit()))
+                .and_then(|x| x.parse().ok())
+        };
+        if b.len() != 10 && !(b.len() == 20 && b[10] == b'T' && b[19] == b'Z') {
+            return None;
+        }
+        let (y, m, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+        if b[4] != b'-' || b[7] != b'-' || !(1..=12).contains(&m) || !(1..=31).contains(&d) {
+            return None;
+        }
+        let mut t = EventTime::from_ymd(y, m as u32, d as u32).0;
+        if b.len() == 20 {
+            let (hh, mm, ss) = (num(11..13)?, num(14..16)?, num(17..19)?);
+            if hh > 23 || mm > 59 || ss > 60 || b[13] != b':' || b[16] != b':' {
+                return None;
+            }
+            t += ((hh * 60 + mm) * 60 + ss) * 1000;
+        }
+        Some(EventTime(t))
+    }
+
     pub fn from_ymd(y: i64, m: u32, d: u32) -> EventTime {
         EventTime(days_from_civil(y, m, d) * MS_PER_DAY)
     }

@@ -403,7 +403,10 @@ impl PatientState {
 
     /// The reference (`Type/id`) of a retained resource, when it is among the latest few.
     pub fn reference_of(&self, res: u32) -> Option<&str> {
-        self.recent.iter().find(|(r, _)| *r == res).map(|(_, id)| id.as_str())
+        self.recent
+            .iter()
+            .find(|(r, _)| *r == res)
+            .map(|(_, id)| id.as_str())
     }
 
     /// Points at or before `as_of`, oldest first.

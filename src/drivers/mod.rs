@@ -2,5 +2,9 @@
 //! Drivers do the IO; they hand bytes to [`crate::core::engine::Engine`] and write what it returns.
 
 pub mod features_csv;
+pub mod generate;
 pub mod input;
+pub mod plots;
+pub mod progress;
 pub mod replay;
+pub mod train;

@@ -10,7 +10,10 @@ use serde::{Deserialize, Serialize};
 pub const TIER_NAMES: [&str; 3] = ["watch", "high", "urgent"];
 
 pub fn tier_name(tier: u8) -> &'static str {
-    TIER_NAMES.get(usize::from(tier).wrapping_sub(1)).copied().unwrap_or("none")
+    TIER_NAMES
+        .get(usize::from(tier).wrapping_sub(1))
+        .copied()
+        .unwrap_or("none")
 }
 
 /// Policy parameters (config section `alerts`).
@@ -31,7 +34,13 @@ pub struct PolicyConfig {
 
 impl Default for PolicyConfig {
     fn default() -> Self {
-        PolicyConfig { tiers: [0.20, 0.40, 0.60], hysteresis: 0.05, cooldown_days: 30, episode_end_days: 30, max_event_lag_days: 30 }
+        PolicyConfig {
+            tiers: [0.20, 0.40, 0.60],
+            hysteresis: 0.05,
+            cooldown_days: 30,
+            episode_end_days: 30,
+            max_event_lag_days: 30,
+        }
     }
 }
 
@@ -69,7 +78,10 @@ pub fn step(s: &mut PolicyState, cfg: &PolicyConfig, t: EventTime, p: f64) -> De
     let prev = s.tier;
     let up = cfg.level(p);
     // Hysteresis: stay in the current tier until p falls `hysteresis` below its threshold.
-    let kept = (1..=prev).rev().find(|k| p >= cfg.tiers[usize::from(*k) - 1] - cfg.hysteresis).unwrap_or(0);
+    let kept = (1..=prev)
+        .rev()
+        .find(|k| p >= cfg.tiers[usize::from(*k) - 1] - cfg.hysteresis)
+        .unwrap_or(0);
     let tier = up.max(kept);
     s.tier = tier;
     if tier > 0 {
@@ -78,24 +90,49 @@ pub fn step(s: &mut PolicyState, cfg: &PolicyConfig, t: EventTime, p: f64) -> De
             s.in_episode = true;
             s.episode += 1;
         }
-    } else if s.in_episode && s.last_above.is_some_and(|a| t.days_since(a) >= cfg.episode_end_days as f64) {
+    } else if s.in_episode
+        && s.last_above
+            .is_some_and(|a| t.days_since(a) >= cfg.episode_end_days as f64)
+    {
         s.in_episode = false;
     }
     let mut alert = None;
     if tier > prev && tier > 0 {
-        let highest_this_episode = s.alerts.iter().filter(|a| a.episode == s.episode && !a.withdrawn).map(|a| a.tier).max().unwrap_or(0);
-        let cooling = s.alerts.iter().any(|a| a.tier >= tier && t.days_since(a.time) < cfg.cooldown_days as f64 && !a.withdrawn);
-        let alerted_this_tier = s.alerts.iter().any(|a| a.episode == s.episode && a.tier == tier);
+        let highest_this_episode = s
+            .alerts
+            .iter()
+            .filter(|a| a.episode == s.episode && !a.withdrawn)
+            .map(|a| a.tier)
+            .max()
+            .unwrap_or(0);
+        let cooling = s.alerts.iter().any(|a| {
+            a.tier >= tier && t.days_since(a.time) < cfg.cooldown_days as f64 && !a.withdrawn
+        });
+        let alerted_this_tier = s
+            .alerts
+            .iter()
+            .any(|a| a.episode == s.episode && a.tier == tier);
         if tier > highest_this_episode && !cooling && !alerted_this_tier {
             alert = Some(tier);
         }
     }
-    Decision { alert, episode: s.episode, tier }
+    Decision {
+        alert,
+        episode: s.episode,
+        tier,
+    }
 }
 
 /// Records an issued alert (kept for cooldowns and withdrawal; only the latest few are kept).
 pub fn record(s: &mut PolicyState, tier: u8, t: EventTime, probability: f64, basis: Vec<u32>) {
-    s.alerts.push(IssuedAlert { tier, episode: s.episode, time: t, withdrawn: false, probability: probability as f32, basis });
+    s.alerts.push(IssuedAlert {
+        tier,
+        episode: s.episode,
+        time: t,
+        withdrawn: false,
+        probability: probability as f32,
+        basis,
+    });
     if s.alerts.len() > 6 {
         s.alerts.remove(0);
     }
