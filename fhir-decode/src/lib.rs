@@ -352,6 +352,16 @@ pub fn patient(json: &str) -> Result<Patient, DecodeError> {
     })
 }
 
+/// Checks that a RiskAssessment (an oncowatch alert) decodes with the R4B models, returning the field that
+/// fails otherwise. Used by tests and by the alert writer's self-check.
+pub fn validate_risk_assessment(json: &str) -> Result<(), DecodeError> {
+    let ra: fr::RiskAssessment = typed_decode(json, "RiskAssessment")?;
+    if ra.0.prediction.is_empty() {
+        return Err(DecodeError { field: "RiskAssessment.prediction".into(), message: "missing".into() });
+    }
+    Ok(())
+}
+
 fn typed_decode<T: serde::de::DeserializeOwned>(json: &str, kind: &str) -> Result<T, DecodeError> {
     match serde_json::from_str::<T>(json) {
         Ok(v) => Ok(v),

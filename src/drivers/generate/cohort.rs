@@ -62,14 +62,14 @@ pub const SIGNAL_STRENGTH: f64 = 1.6;
 /// Share of metastatic patients who show almost nothing (visibility 0-0.25); the rest 0.5-1.2.
 pub const SILENT_SHARE: f64 = 0.2;
 /// Probability that each metastatic signal channel is active in a metastatic patient.
-pub const P_MARKER_SIGNAL: f64 = 0.55;
-pub const P_LAB_SIGNAL: f64 = 0.55;
-pub const P_WASTING_SIGNAL: f64 = 0.45;
+pub const P_MARKER_SIGNAL: f64 = 0.7;
+pub const P_LAB_SIGNAL: f64 = 0.7;
+pub const P_WASTING_SIGNAL: f64 = 0.55;
 pub const P_ECOG_SIGNAL: f64 = 0.4;
 pub const P_SYMPTOM: f64 = 0.35;
 pub const P_FRACTURE: f64 = 0.06;
 pub const P_EXTRA_CT: f64 = 0.45;
-pub const P_PET_WORKUP: f64 = 0.5;
+pub const P_PET_WORKUP: f64 = 0.6;
 pub const P_CONFIRM_IMAGING: f64 = 0.85;
 
 /// Confounders (every patient): probability of each episode over follow-up.
