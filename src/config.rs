@@ -18,6 +18,10 @@ pub struct Config {
     pub vocabulary: VocabularyConfig,
     pub log: LogConfig,
     pub model: ModelConfig,
+    pub output: OutputConfig,
+    pub run: RunSection,
+    pub http: HttpConfig,
+    pub kafka: crate::drivers::kafka::client::KafkaConfig,
     pub alerts: crate::core::alerts::policy::PolicyConfig,
     pub train: crate::drivers::train::TrainConfig,
 }
@@ -32,6 +36,37 @@ pub struct ModelConfig {
 #[serde(deny_unknown_fields)]
 pub struct InputConfig {
     pub max_record_bytes: usize,
+    pub topics: Vec<String>,
+    pub keyed_by_patient: bool,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutputConfig {
+    pub alerts_topic: String,
+    pub scores_topic: String,
+    pub dlq_topic: String,
+    pub state_topic: String,
+    pub repartition_topic: String,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunSection {
+    pub group_id: String,
+    pub delivery: crate::drivers::kafka::run::Delivery,
+    pub transactional_id: String,
+    pub flush_records: usize,
+    pub flush_interval_ms: u64,
+    pub broker_compacts: bool,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpConfig {
+    pub listen: String,
+    #[serde(serialize_with = "mask")]
+    pub token: Secret,
 }
 
 #[derive(Clone, Deserialize, Serialize)]
@@ -172,6 +207,26 @@ impl Config {
             (crate::core::identity::DEVELOPMENT_PSEUDONYM_KEY, true)
         } else {
             (self.privacy.pseudonym_key.expose(), false)
+        }
+    }
+
+    /// The service settings of `run`.
+    pub fn run_config(&self) -> crate::drivers::kafka::run::RunConfig {
+        crate::drivers::kafka::run::RunConfig {
+            kafka: self.kafka.clone(),
+            input_topics: self.input.topics.clone(),
+            keyed_by_patient: self.input.keyed_by_patient,
+            alerts_topic: self.output.alerts_topic.clone(),
+            scores_topic: self.output.scores_topic.clone(),
+            dlq_topic: self.output.dlq_topic.clone(),
+            state_topic: self.output.state_topic.clone(),
+            repartition_topic: self.output.repartition_topic.clone(),
+            group_id: self.run.group_id.clone(),
+            delivery: self.run.delivery,
+            transactional_id: self.run.transactional_id.clone(),
+            flush_records: self.run.flush_records,
+            flush_interval_ms: self.run.flush_interval_ms,
+            broker_compacts: self.run.broker_compacts,
         }
     }
 

@@ -35,3 +35,4 @@ pub mod config;
 pub mod core;
 pub mod drivers;
 pub mod logging;
+pub mod metrics;

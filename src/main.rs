@@ -7,6 +7,7 @@ use oncowatch::core::engine::Engine;
 use oncowatch::core::identity::EventTime;
 use oncowatch::core::identity::Pseudonymizer;
 use oncowatch::core::model::Model;
+use oncowatch::drivers::kafka::service::{serve, HttpOptions};
 use oncowatch::drivers::replay::{replay, ReplayOptions};
 use oncowatch::drivers::train::{train, write_model, TrainOptions};
 use std::io::IsTerminal;
@@ -134,6 +135,20 @@ enum Command {
         #[arg(long, default_value_t = 0.0, value_name = "F")]
         entered_in_error: f64,
     },
+    /// Run the stream service: consume FHIR from Kafka, keep per-patient state, publish alerts.
+    ///
+    /// Reads input.topics in consumer group run.group_id; publishes alerts, scores and DLQ records to the
+    /// output.* topics; keeps state in output.state_topic (compacted, same partition count as the inputs);
+    /// serves /metrics, /health/live and /health/ready on http.listen. Needs a pseudonym key of its own
+    /// (privacy.pseudonym_key; the development key is refused). SIGTERM or Ctrl-C: stop consuming, flush,
+    /// commit, leave the group; a second signal exits at once.
+    ///
+    /// Example: ONCOWATCH__PRIVACY__PSEUDONYM_KEY=... oncowatch run --config prod.toml
+    Run {
+        /// Score with this model file instead of model.path.
+        #[arg(long, value_name = "FILE")]
+        model: Option<PathBuf>,
+    },
     /// Print the configuration in force (defaults, file and environment merged), secrets masked.
     Config,
 }
@@ -163,6 +178,23 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+/// First SIGTERM / Ctrl-C: set the returned flag (graceful stop). Second: exit at once.
+fn stop_on_signals() -> anyhow::Result<std::sync::Arc<std::sync::atomic::AtomicBool>> {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let stop = std::sync::Arc::new(AtomicBool::new(false));
+    let s = stop.clone();
+    ctrlc::set_handler(move || {
+        if s.swap(true, Ordering::SeqCst) {
+            eprintln!("oncowatch: second signal, exiting now");
+            std::process::exit(130);
+        }
+        eprintln!(
+            "oncowatch: stopping (flush, commit, leave the group); a second signal exits at once"
+        );
+    })?;
+    Ok(stop)
 }
 
 fn engine(cfg: &Config) -> anyhow::Result<Engine> {
@@ -269,6 +301,27 @@ fn run(command: Command, cfg: &Config) -> anyhow::Result<ExitCode> {
                 out.display(),
                 report_dir.display()
             );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Run { model } => {
+            let (_, dev) = cfg.pseudonym_key();
+            if dev {
+                anyhow::bail!("privacy.pseudonym_key is empty: `run` refuses the development key (set ONCOWATCH__PRIVACY__PSEUDONYM_KEY)");
+            }
+            let model_path = model.unwrap_or_else(|| cfg.model.path.clone());
+            let m = Model::load(&model_path)
+                .map_err(|e| anyhow::anyhow!("model {}: {e}", model_path.display()))?;
+            let engine = std::sync::Arc::new(engine(cfg)?.with_model(m, cfg.alerts.clone()));
+            tracing::info!(kafka = %oncowatch::drivers::kafka::client::describe(&cfg.kafka), "starting");
+            let stop = stop_on_signals()?;
+            let http = HttpOptions {
+                listen: cfg.http.listen.clone(),
+                token: (!cfg.http.token.is_empty()).then(|| cfg.http.token.expose().to_string()),
+            };
+            let metrics = std::sync::Arc::new(oncowatch::metrics::Metrics::new());
+            let health = std::sync::Arc::new(oncowatch::drivers::http::Health::default());
+            let summary = serve(engine, cfg.run_config(), &http, metrics, health, stop)?;
+            tracing::info!(records = summary.records, "stopped");
             Ok(ExitCode::SUCCESS)
         }
         Command::Config => {

@@ -357,7 +357,10 @@ pub fn patient(json: &str) -> Result<Patient, DecodeError> {
 pub fn validate_risk_assessment(json: &str) -> Result<(), DecodeError> {
     let ra: fr::RiskAssessment = typed_decode(json, "RiskAssessment")?;
     if ra.0.prediction.is_empty() {
-        return Err(DecodeError { field: "RiskAssessment.prediction".into(), message: "missing".into() });
+        return Err(DecodeError {
+            field: "RiskAssessment.prediction".into(),
+            message: "missing".into(),
+        });
     }
     Ok(())
 }

@@ -34,6 +34,8 @@ pub struct ScoreLine {
     pub as_of: EventTime,
     pub probability: f64,
     pub tier: u8,
+    /// Bit i set when feature i was missing (for the missing-share metric).
+    pub missing_mask: u64,
 }
 
 impl ScoreLine {
@@ -184,11 +186,18 @@ impl Engine {
         let fv = compute(state, &self.vocab, as_of);
         let score = model.score(&fv);
         let decision = policy::step(&mut state.policy, &self.policy, as_of, score.probability);
+        let missing_mask = fv
+            .values
+            .iter()
+            .enumerate()
+            .filter(|(_, v)| v.is_none())
+            .fold(0u64, |m, (i, _)| m | (1u64 << (i % 64)));
         report.scores.push(ScoreLine {
             pseudonym: pseudonym.to_string(),
             as_of,
             probability: score.probability,
             tier: decision.tier,
+            missing_mask,
         });
         let Some(tier) = decision.alert else { return };
         let top = top_features(&score.contributions, 3);

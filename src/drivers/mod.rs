@@ -3,7 +3,9 @@
 
 pub mod features_csv;
 pub mod generate;
+pub mod http;
 pub mod input;
+pub mod kafka;
 pub mod plots;
 pub mod progress;
 pub mod replay;

@@ -165,14 +165,26 @@ mod tests {
         let cfg = PolicyConfig::default();
         let mut s = PolicyState::default();
         assert_eq!(run(&mut s, &cfg, 0, 0.10), None);
-        assert_eq!(run(&mut s, &cfg, 1, 0.45), Some(2), "jumping past watch alerts once, at high");
+        assert_eq!(
+            run(&mut s, &cfg, 1, 0.45),
+            Some(2),
+            "jumping past watch alerts once, at high"
+        );
         assert_eq!(s.tier, 2);
         assert_eq!(run(&mut s, &cfg, 2, 0.37), None);
         assert_eq!(s.tier, 2, "0.37 is within the 0.05 hysteresis of high");
         assert_eq!(run(&mut s, &cfg, 3, 0.33), None);
         assert_eq!(s.tier, 1, "left high, kept watch");
-        assert_eq!(run(&mut s, &cfg, 4, 0.41), None, "high again in the same episode: already alerted");
-        assert_eq!(run(&mut s, &cfg, 5, 0.65), Some(3), "a rise to a higher tier alerts at once");
+        assert_eq!(
+            run(&mut s, &cfg, 4, 0.41),
+            None,
+            "high again in the same episode: already alerted"
+        );
+        assert_eq!(
+            run(&mut s, &cfg, 5, 0.65),
+            Some(3),
+            "a rise to a higher tier alerts at once"
+        );
         assert_eq!(s.episode, 1);
     }
 
@@ -183,7 +195,10 @@ mod tests {
         assert_eq!(run(&mut s, &cfg, 0, 0.25), Some(1));
         assert_eq!(run(&mut s, &cfg, 10, 0.05), None);
         assert_eq!(run(&mut s, &cfg, 41, 0.05), None);
-        assert!(!s.in_episode, "31 days under the lowest tier ends the episode");
+        assert!(
+            !s.in_episode,
+            "31 days under the lowest tier ends the episode"
+        );
         assert_eq!(run(&mut s, &cfg, 42, 0.05), None);
         // A new episode starts, but the last watch alert was 45 days ago: outside the cooldown, so it alerts.
         assert_eq!(run(&mut s, &cfg, 45, 0.22), Some(1));
@@ -192,6 +207,10 @@ mod tests {
         assert_eq!(run(&mut t, &cfg, 0, 0.25), Some(1));
         assert_eq!(run(&mut t, &cfg, 1, 0.05), None);
         t.in_episode = false; // as if the episode had ended
-        assert_eq!(run(&mut t, &cfg, 20, 0.25), None, "within 30 days of a watch alert: cooldown");
+        assert_eq!(
+            run(&mut t, &cfg, 20, 0.25),
+            None,
+            "within 30 days of a watch alert: cooldown"
+        );
     }
 }
