@@ -7,6 +7,7 @@ use oncowatch::core::engine::Engine;
 use oncowatch::core::identity::EventTime;
 use oncowatch::core::identity::Pseudonymizer;
 use oncowatch::core::model::Model;
+use oncowatch::drivers::demo::{demo, DemoOptions};
 use oncowatch::drivers::kafka::service::{serve, HttpOptions};
 use oncowatch::drivers::replay::{replay, ReplayOptions};
 use oncowatch::drivers::train::{train, write_model, TrainOptions};
@@ -145,6 +146,87 @@ enum Command {
     ///
     /// Example: ONCOWATCH__PRIVACY__PSEUDONYM_KEY=... oncowatch run --config prod.toml
     Run {
+        /// Score with this model file instead of model.path.
+        #[arg(long, value_name = "FILE")]
+        model: Option<PathBuf>,
+    },
+    /// Run an embedded Kafka broker (librdkafka's mock cluster) for demos and tests, until SIGTERM/Ctrl-C.
+    ///
+    /// Prints its bootstrap address (127.0.0.1:PORT) as the first line on stdout, then serves the design's
+    /// topics (fhir.events, oncowatch.alerts, oncowatch.scores, oncowatch.dlq, oncowatch.state,
+    /// oncowatch.repartition) or those of --topics. In memory only, no compaction, about 5 MiB kept per
+    /// partition: not for production.
+    ///
+    /// Example: BOOTSTRAP=$(oncowatch broker --partitions 3 | head -n1)
+    Broker {
+        /// Partitions of every topic.
+        #[arg(long, default_value_t = 3, value_name = "N")]
+        partitions: i32,
+        /// Topics to create (comma-separated), instead of the design's.
+        #[arg(long, value_delimiter = ',', value_name = "T,...")]
+        topics: Option<Vec<String>>,
+    },
+    /// Produce FHIR records into a Kafka topic: from files, from the generator, or re-driven from a DLQ.
+    ///
+    /// Inputs as for replay (one message per record), or --generate N (one message per resource of a
+    /// synthetic cohort), or --from-dlq TOPIC (every record of that topic, key and value unchanged, e.g.
+    /// after a fix). Keyed by patient (`Patient/<id>`): multi-patient Bundles are split into one Bundle per
+    /// patient; records over --max-message-bytes are split likewise. Exit code 0 when every message was
+    /// delivered, 1 when some were not, 2 when the input or Kafka could not be used.
+    ///
+    /// Example: oncowatch feed --brokers 127.0.0.1:9092 --topic fhir.events examples/fhir --rate 100
+    #[command(group(clap::ArgGroup::new("source").required(true).args(["inputs", "generate", "from_dlq"])))]
+    Feed {
+        /// Bootstrap servers (default: kafka.brokers).
+        #[arg(long, value_name = "HOST:PORT,...")]
+        brokers: Option<String>,
+        /// Destination topic (default: the first of input.topics).
+        #[arg(long, value_name = "T")]
+        topic: Option<String>,
+        /// Files, directories, or `-` for stdin.
+        #[arg(value_name = "INPUT")]
+        inputs: Vec<PathBuf>,
+        /// Feed a generated cohort of N patients instead of files.
+        #[arg(long, value_name = "N")]
+        generate: Option<u64>,
+        /// Seed of the generated cohort.
+        #[arg(long, default_value_t = 1, value_name = "S", requires = "generate")]
+        seed: u64,
+        /// Input records per second (default: unlimited).
+        #[arg(long, value_name = "R")]
+        rate: Option<f64>,
+        /// Re-drive every record of this dead-letter topic (key and value unchanged) to --topic.
+        #[arg(long, value_name = "TOPIC")]
+        from_dlq: Option<String>,
+        /// Key messages by canonical patient key (default: input.keyed_by_patient).
+        #[arg(long, value_name = "BOOL", action = clap::ArgAction::Set)]
+        keyed_by_patient: Option<bool>,
+        /// Largest message produced (librdkafka message.max.bytes); larger records are split per patient.
+        #[arg(long, default_value_t = 1_000_000, value_name = "BYTES")]
+        max_message_bytes: usize,
+        /// Seconds to wait for metadata, for delivery reports at the end, and for a stalled DLQ read.
+        #[arg(long, default_value_t = 60, value_name = "SECS")]
+        timeout: u64,
+    },
+    /// The whole service on this machine, nothing to install: embedded broker, generated cohort, alerts.
+    ///
+    /// Starts an in-process Kafka (librdkafka's mock cluster), runs the real service against it (the same
+    /// code as `run`, at-least-once), feeds a synthetic cohort at a steady rate, prints one line per alert
+    /// (pseudonym, tier, risk, top reasons) on stdout, serves /metrics on http.listen meanwhile, and ends with
+    /// a summary checked against the generator's truth. Every patient is synthetic.
+    Demo {
+        /// Patients in the generated cohort.
+        #[arg(long, default_value_t = 120)]
+        patients: u64,
+        /// Resources fed per second.
+        #[arg(long, default_value_t = 600.0)]
+        rate: f64,
+        /// Longest run, in seconds.
+        #[arg(long, default_value_t = 90)]
+        duration: u64,
+        /// Seed of the cohort.
+        #[arg(long, default_value_t = 2026)]
+        seed: u64,
         /// Score with this model file instead of model.path.
         #[arg(long, value_name = "FILE")]
         model: Option<PathBuf>,
@@ -322,6 +404,152 @@ fn run(command: Command, cfg: &Config) -> anyhow::Result<ExitCode> {
             let health = std::sync::Arc::new(oncowatch::drivers::http::Health::default());
             let summary = serve(engine, cfg.run_config(), &http, metrics, health, stop)?;
             tracing::info!(records = summary.records, "stopped");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Broker { partitions, topics } => {
+            use oncowatch::drivers::kafka::broker::{EmbeddedBroker, DESIGN_TOPICS};
+            use std::io::Write;
+            let names: Vec<&str> = match &topics {
+                Some(t) => t.iter().map(String::as_str).collect(),
+                None => DESIGN_TOPICS.to_vec(),
+            };
+            let broker = EmbeddedBroker::start(partitions, &names)?;
+            let (tx, rx) = std::sync::mpsc::channel();
+            ctrlc::set_handler(move || {
+                let _ = tx.send(());
+            })?;
+            let mut out = std::io::stdout().lock();
+            writeln!(out, "{}", broker.bootstrap())?;
+            out.flush()?;
+            drop(out);
+            tracing::info!(
+                bootstrap = %broker.bootstrap(),
+                partitions,
+                topics = ?names,
+                "embedded broker (librdkafka mock cluster) running; SIGTERM or Ctrl-C stops it"
+            );
+            let _ = rx.recv();
+            drop(broker);
+            tracing::info!("embedded broker stopped");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Feed {
+            brokers,
+            topic,
+            inputs,
+            generate,
+            seed,
+            rate,
+            from_dlq,
+            keyed_by_patient,
+            max_message_bytes,
+            timeout,
+        } => {
+            use oncowatch::drivers::kafka::feed::{feed, FeedError, FeedOptions, FeedSource};
+            let mut kafka = cfg.kafka.clone();
+            if let Some(b) = brokers {
+                kafka.brokers = b;
+            }
+            let topic = match topic.or_else(|| cfg.input.topics.first().cloned()) {
+                Some(t) => t,
+                None => anyhow::bail!("--topic: required (input.topics is empty)"),
+            };
+            let source = match (generate, from_dlq) {
+                (Some(patients), _) => {
+                    FeedSource::Generate(oncowatch::drivers::generate::CohortOptions {
+                        patients,
+                        seed,
+                        ..Default::default()
+                    })
+                }
+                (None, Some(dlq)) => FeedSource::Dlq(dlq),
+                (None, None) => FeedSource::Inputs(inputs),
+            };
+            let mut opts = FeedOptions::new(kafka, topic, source);
+            opts.rate = rate;
+            opts.keyed_by_patient = keyed_by_patient.unwrap_or(cfg.input.keyed_by_patient);
+            opts.max_message_bytes = max_message_bytes;
+            opts.timeout = std::time::Duration::from_secs(timeout.max(1));
+            opts.progress = std::io::stderr().is_terminal();
+            let vocab = cfg.load_vocabulary()?;
+            let decode = DecodeOptions {
+                max_record_bytes: cfg.input.max_record_bytes,
+            };
+            match feed(&opts, &vocab, &decode) {
+                Ok(s) => {
+                    tracing::info!(
+                        records = s.records,
+                        messages = s.messages,
+                        keyed = s.keyed,
+                        unkeyed = s.unkeyed,
+                        split = s.split,
+                        bytes = s.bytes,
+                        seconds = s.seconds,
+                        "feed finished: every message delivered"
+                    );
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(FeedError::Delivery {
+                    summary,
+                    first_error,
+                }) => {
+                    tracing::error!(
+                        records = summary.records,
+                        messages = summary.messages,
+                        delivered = summary.delivered,
+                        failed = summary.failed,
+                        oversize = summary.oversize,
+                        first_error = first_error.as_deref().unwrap_or(""),
+                        "feed finished: some messages were not delivered"
+                    );
+                    Ok(ExitCode::from(1))
+                }
+                Err(e) => Err(e.into()),
+            }
+        }
+        Command::Demo {
+            patients,
+            rate,
+            duration,
+            seed,
+            model,
+        } => {
+            let model_path = model.unwrap_or_else(|| cfg.model.path.clone());
+            let m = Model::load(&model_path)
+                .map_err(|e| anyhow::anyhow!("model {}: {e}", model_path.display()))?;
+            let engine = engine(cfg)?.with_model(m, cfg.alerts.clone());
+            if !(rate > 0.0) {
+                anyhow::bail!("--rate must be above 0");
+            }
+            let opts = DemoOptions {
+                patients,
+                seed,
+                rate,
+                duration: std::time::Duration::from_secs(duration),
+                partitions: 6,
+                http_listen: cfg.http.listen.clone(),
+            };
+            eprintln!("oncowatch demo: {patients} synthetic patients at {rate} resources/s; metrics on http://{}/metrics", cfg.http.listen);
+            let s = demo(engine, &opts).map_err(|e| anyhow::anyhow!("demo: {e}"))?;
+            let total: u64 = s.alerts.values().sum();
+            eprintln!("\n== demo summary");
+            eprintln!("resources fed:        {}", s.resources_fed);
+            eprintln!(
+                "alerts by tier:       watch {}, high {}, urgent {}",
+                s.alerts.get("watch").copied().unwrap_or(0),
+                s.alerts.get("high").copied().unwrap_or(0),
+                s.alerts.get("urgent").copied().unwrap_or(0)
+            );
+            eprintln!("true / false alerts:  {} / {} (true: metastasis followed within the horizon; {} patients developed metastasis)", s.true_alerts, s.false_alerts, s.patients_with_metastasis);
+            eprintln!(
+                "median lead time:     {}",
+                s.median_lead_days
+                    .map(|d| format!("{d:.0} days"))
+                    .unwrap_or_else(|| "n/a".into())
+            );
+            if total == 0 {
+                eprintln!("(no alerts: try more --patients or a longer --duration)");
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Config => {

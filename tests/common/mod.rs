@@ -1,6 +1,8 @@
 //! Shared test helpers: where the shared corpus is, and an engine with the built-in vocabulary.
 #![allow(dead_code)]
 
+pub mod tansu;
+
 use oncowatch::core::decode::DecodeOptions;
 use oncowatch::core::engine::Engine;
 use oncowatch::core::identity::{Pseudonymizer, DEVELOPMENT_PSEUDONYM_KEY};

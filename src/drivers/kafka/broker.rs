@@ -23,13 +23,14 @@
 //! - Producing one message at a time and waiting for each costs about 5 ms (linger): pipeline sends.
 //! - [`EmbeddedBroker::down`] / [`EmbeddedBroker::up`] take broker 1 down and up, for outage tests.
 //! - Dropping a consumer that joined a group can block for many seconds (close hang): unsubscribe and
-//!   close it explicitly, with a bound. Consumers without `group.id` (manual assign only, as here) close at
-//!   once.
+//!   close it explicitly, with a bound. The assign-only consumers of [`assign_only_consumer`] never join
+//!   their group and close at once.
 
 use super::client::{client_config, KafkaConfig};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::mocking::MockCluster;
 use rdkafka::producer::DefaultProducerContext;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 /// The topics of DESIGN.md's Kafka contract, created by `oncowatch broker` unless `--topics` says otherwise.
@@ -183,9 +184,17 @@ pub fn valid_topic_name(t: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
 }
 
-/// A consumer that only assigns partitions (no `group.id`: nothing to leave, so dropping it never blocks).
+/// A consumer that only assigns partitions and never commits. librdkafka needs a `group.id` even for
+/// `assign`; each consumer gets a throwaway one (`oncowatch-reader-<pid>-<n>`) that never joins: there is
+/// no group to leave, so dropping it does not hang.
 pub fn assign_only_consumer(k: &KafkaConfig) -> Result<BaseConsumer, String> {
+    static N: AtomicU64 = AtomicU64::new(0);
     let mut c = client_config(k);
+    let n = N.fetch_add(1, Ordering::Relaxed);
+    c.set(
+        "group.id",
+        format!("oncowatch-reader-{}-{n}", std::process::id()),
+    );
     c.set("enable.auto.commit", "false");
     c.set("enable.auto.offset.store", "false");
     c.set("auto.offset.reset", "earliest");

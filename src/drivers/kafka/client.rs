@@ -90,8 +90,24 @@ pub struct KafkaConfig {
     /// PEM file of the client private key (mutual TLS).
     pub ssl_key_location: String,
     pub ssl_key_password: Secret,
-    /// Raw librdkafka properties, applied last (they win over everything above).
+    /// Raw librdkafka properties, applied last (they win over everything above). Values of properties
+    /// whose name says password or secret are masked when shown.
+    #[serde(serialize_with = "mask_extra")]
     pub extra: BTreeMap<String, String>,
+}
+
+fn mask_extra<S: serde::Serializer>(m: &BTreeMap<String, String>, s: S) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeMap;
+    let mut out = s.serialize_map(Some(m.len()))?;
+    for (k, v) in m {
+        let shown = if is_secret_property(k) && !v.is_empty() {
+            "****"
+        } else {
+            v.as_str()
+        };
+        out.serialize_entry(k, shown)?;
+    }
+    out.end()
 }
 
 impl Default for KafkaConfig {
@@ -317,6 +333,8 @@ mod tests {
         assert!(!d.contains("hunter2") && !d.contains("keypw") && !d.contains("s3"));
         assert!(d.contains("sasl_password=****") && d.contains("linger.ms=20"));
         assert!(!format!("{k:?}").contains("hunter2"));
+        let dump = toml::to_string(&k).unwrap_or_default();
+        assert!(dump.contains("linger.ms") && !dump.contains("hunter2") && !dump.contains("s3"));
     }
 
     #[test]

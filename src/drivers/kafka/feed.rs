@@ -594,6 +594,10 @@ impl Sender<'_> {
     /// Polls delivery reports until every message is accounted for or `timeout` passes.
     fn finish(mut self, timeout: Duration, started: Instant) -> Result<FeedSummary, FeedError> {
         let deadline = Instant::now() + timeout;
+        // flush sends lingering messages now and serves delivery reports until the queue is empty.
+        if let Err(e) = self.producer.flush(timeout) {
+            tracing::debug!("flush: {e}");
+        }
         let ctx = self.producer.context();
         while ctx.done() < self.summary.messages && Instant::now() < deadline {
             self.producer.poll(Duration::from_millis(100));
@@ -683,7 +687,7 @@ pub fn feed(
         FeedSource::Inputs(paths) => {
             let inputs = input::expand(paths)?;
             sender.bar = progress_bar(opts.progress, None, "feed");
-            let mut split_and_send = |bytes: &[u8], s: &mut Sender<'_>| {
+            let split_and_send = |bytes: &[u8], s: &mut Sender<'_>| {
                 s.pace();
                 let parts = split_record(
                     bytes,
@@ -739,10 +743,6 @@ pub fn feed(
             }
         }
         FeedSource::Dlq(dlq) => redrive(opts, dlq, &mut sender)?,
-    }
-    if let Err(e) = sender.producer.flush(Duration::ZERO) {
-        // flush(0) only nudges the queues; the wait is in `finish`.
-        tracing::debug!("flush: {e}");
     }
     sender.finish(opts.timeout, started)
 }
