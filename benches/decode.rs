@@ -21,23 +21,12 @@ fn main() {
         .filter(|p| p.extension().is_some_and(|e| e == "json"))
         .collect();
     files.sort();
-    let records: Vec<Vec<u8>> = files
-        .iter()
-        .map(|p| std::fs::read(p).expect("read"))
-        .collect();
+    let records: Vec<Vec<u8>> = files.iter().map(|p| std::fs::read(p).expect("read")).collect();
     let bytes: usize = records.iter().map(Vec::len).sum();
     let vocab = Vocabulary::builtin().expect("vocabulary");
     let opts = DecodeOptions::default();
-    let resources: usize = records
-        .iter()
-        .map(|r| decode_record(r, &vocab, &opts, None).len())
-        .sum();
-    println!(
-        "decode bench: {} records, {} resources, {:.1} MiB (Synthea sample)",
-        records.len(),
-        resources,
-        bytes as f64 / 1048576.0
-    );
+    let resources: usize = records.iter().map(|r| decode_record(r, &vocab, &opts, None).len()).sum();
+    println!("decode bench: {} records, {} resources, {:.1} MiB (Synthea sample)", records.len(), resources, bytes as f64 / 1048576.0);
 
     let rounds = 5;
     let mut best_value = Duration::MAX;
@@ -58,21 +47,8 @@ fn main() {
     }
     let rate = |d: Duration| resources as f64 / d.as_secs_f64();
     let (rv, rd) = (rate(best_value), rate(best_decode));
-    println!(
-        "{:<40} {:>12} {:>10}",
-        "pass (best of 5)", "resources/s", "MiB/s"
-    );
-    println!(
-        "{:<40} {:>12.0} {:>10.1}",
-        "serde_json::Value parse (baseline)",
-        rv,
-        bytes as f64 / 1048576.0 / best_value.as_secs_f64()
-    );
-    println!(
-        "{:<40} {:>12.0} {:>10.1}",
-        "oncowatch decode_record",
-        rd,
-        bytes as f64 / 1048576.0 / best_decode.as_secs_f64()
-    );
+    println!("{:<40} {:>12} {:>10}", "pass (best of 5)", "resources/s", "MiB/s");
+    println!("{:<40} {:>12.0} {:>10.1}", "serde_json::Value parse (baseline)", rv, bytes as f64 / 1048576.0 / best_value.as_secs_f64());
+    println!("{:<40} {:>12.0} {:>10.1}", "oncowatch decode_record", rd, bytes as f64 / 1048576.0 / best_decode.as_secs_f64());
     println!("ratio decode / Value parse: {:.2} (goal >= 0.50)", rd / rv);
 }

@@ -78,9 +78,7 @@ pub struct PrivacyConfig {
 
 impl fmt::Debug for PrivacyConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("PrivacyConfig")
-            .field("pseudonym_key", &self.pseudonym_key)
-            .finish()
+        f.debug_struct("PrivacyConfig").field("pseudonym_key", &self.pseudonym_key).finish()
     }
 }
 
@@ -100,11 +98,7 @@ impl Secret {
 
 impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(if self.0.is_empty() {
-            "\"\""
-        } else {
-            "\"****\""
-        })
+        f.write_str(if self.0.is_empty() { "\"\"" } else { "\"****\"" })
     }
 }
 
@@ -148,57 +142,37 @@ pub enum ConfigError {
 impl Config {
     /// Loads defaults, then `file`, then the process environment.
     pub fn load(file: Option<&Path>) -> Result<Config, ConfigError> {
-        let env: HashMap<String, String> = std::env::vars()
-            .filter(|(k, _)| k.starts_with("ONCOWATCH__"))
-            .collect();
+        let env: HashMap<String, String> = std::env::vars().filter(|(k, _)| k.starts_with("ONCOWATCH__")).collect();
         Self::load_with_env(file, env)
     }
 
     /// Loads defaults, then `file`, then the given `ONCOWATCH__…` variables (testable without the process
     /// environment).
-    pub fn load_with_env(
-        file: Option<&Path>,
-        env: HashMap<String, String>,
-    ) -> Result<Config, ConfigError> {
+    pub fn load_with_env(file: Option<&Path>, env: HashMap<String, String>) -> Result<Config, ConfigError> {
         use config::{Environment, File, FileFormat};
-        let mut b =
-            config::Config::builder().add_source(File::from_str(DEFAULT_TOML, FileFormat::Toml));
+        let mut b = config::Config::builder().add_source(File::from_str(DEFAULT_TOML, FileFormat::Toml));
         if let Some(p) = file {
-            let text = std::fs::read_to_string(p).map_err(|e| ConfigError::File {
-                path: p.to_path_buf(),
-                message: e.to_string(),
-            })?;
+            let text = std::fs::read_to_string(p).map_err(|e| ConfigError::File { path: p.to_path_buf(), message: e.to_string() })?;
             b = b.add_source(File::from_str(&text, FileFormat::Toml));
         }
         let env = env.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
-        b = b.add_source(
-            Environment::with_prefix("ONCOWATCH")
-                .prefix_separator("__")
-                .separator("__")
-                .try_parsing(true)
-                .source(Some(env)),
-        );
+        b = b.add_source(Environment::with_prefix("ONCOWATCH").prefix_separator("__").separator("__").try_parsing(true).source(Some(env)));
         let c = b.build().map_err(|e| ConfigError::Invalid(e.to_string()))?;
-        let cfg: Config = c
-            .try_deserialize()
-            .map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        let cfg: Config = c.try_deserialize().map_err(|e| ConfigError::Invalid(e.to_string()))?;
         cfg.validate()?;
         Ok(cfg)
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
         if self.input.max_record_bytes == 0 {
-            return Err(ConfigError::Invalid(
-                "input.max_record_bytes: must be at least 1".into(),
-            ));
+            return Err(ConfigError::Invalid("input.max_record_bytes: must be at least 1".into()));
         }
         Ok(())
     }
 
     /// The configuration as TOML with secrets masked (for `oncowatch config`).
     pub fn dump(&self) -> String {
-        toml::to_string_pretty(self)
-            .unwrap_or_else(|e| format!("# cannot show the configuration: {e}\n"))
+        toml::to_string_pretty(self).unwrap_or_else(|e| format!("# cannot show the configuration: {e}\n"))
     }
 
     /// The pseudonym key in force, and whether it is the development key.
@@ -237,13 +211,7 @@ impl Config {
             return Vocabulary::builtin().map_err(|e| ConfigError::Invalid(e.to_string()));
         }
         let p = &self.vocabulary.path;
-        let text = std::fs::read_to_string(p).map_err(|e| ConfigError::File {
-            path: p.clone(),
-            message: e.to_string(),
-        })?;
-        Vocabulary::from_toml(&text).map_err(|e| ConfigError::File {
-            path: p.clone(),
-            message: e.to_string(),
-        })
+        let text = std::fs::read_to_string(p).map_err(|e| ConfigError::File { path: p.clone(), message: e.to_string() })?;
+        Vocabulary::from_toml(&text).map_err(|e| ConfigError::File { path: p.clone(), message: e.to_string() })
     }
 }

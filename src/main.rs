@@ -272,9 +272,7 @@ fn stop_on_signals() -> anyhow::Result<std::sync::Arc<std::sync::atomic::AtomicB
             eprintln!("oncowatch: second signal, exiting now");
             std::process::exit(130);
         }
-        eprintln!(
-            "oncowatch: stopping (flush, commit, leave the group); a second signal exits at once"
-        );
+        eprintln!("oncowatch: stopping (flush, commit, leave the group); a second signal exits at once");
     })?;
     Ok(stop)
 }
@@ -282,43 +280,17 @@ fn stop_on_signals() -> anyhow::Result<std::sync::Arc<std::sync::atomic::AtomicB
 fn engine(cfg: &Config) -> anyhow::Result<Engine> {
     let vocab = cfg.load_vocabulary()?;
     let (key, _dev) = cfg.pseudonym_key();
-    Ok(Engine::new(
-        vocab,
-        DecodeOptions {
-            max_record_bytes: cfg.input.max_record_bytes,
-        },
-        Pseudonymizer::new(key.as_bytes()),
-    ))
+    Ok(Engine::new(vocab, DecodeOptions { max_record_bytes: cfg.input.max_record_bytes }, Pseudonymizer::new(key.as_bytes())))
 }
 
 fn run(command: Command, cfg: &Config) -> anyhow::Result<ExitCode> {
     match command {
-        Command::Generate {
-            patients,
-            seed,
-            out,
-            format,
-            late,
-            duplicates,
-            amended,
-            entered_in_error,
-        } => {
-            use oncowatch::drivers::generate::{
-                self, CohortOptions, Faults, Format, GenerateOptions,
-            };
+        Command::Generate { patients, seed, out, format, late, duplicates, amended, entered_in_error } => {
+            use oncowatch::drivers::generate::{self, CohortOptions, Faults, Format, GenerateOptions};
             let (key, _dev) = cfg.pseudonym_key();
             let pseudonyms = Pseudonymizer::new(key.as_bytes());
             let opts = GenerateOptions {
-                cohort: CohortOptions {
-                    patients,
-                    seed,
-                    faults: Faults {
-                        late,
-                        duplicates,
-                        amended,
-                        entered_in_error,
-                    },
-                },
+                cohort: CohortOptions { patients, seed, faults: Faults { late, duplicates, amended, entered_in_error } },
                 out,
                 format: match format {
                     GenerateFormat::Ndjson => Format::Ndjson,
@@ -339,15 +311,7 @@ fn run(command: Command, cfg: &Config) -> anyhow::Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
-        Command::Train {
-            inputs,
-            horizon_days,
-            out,
-            report_dir,
-            export_features,
-            trees,
-            max_depth,
-        } => {
+        Command::Train { inputs, horizon_days, out, report_dir, export_features, trees, max_depth } => {
             let engine = engine(cfg)?;
             let mut config = cfg.train.clone();
             if let Some(h) = horizon_days {
@@ -359,10 +323,7 @@ fn run(command: Command, cfg: &Config) -> anyhow::Result<ExitCode> {
             if let Some(d) = max_depth {
                 config.max_depth = d;
             }
-            let engine = Engine {
-                policy: cfg.alerts.clone(),
-                ..engine
-            };
+            let engine = Engine { policy: cfg.alerts.clone(), ..engine };
             let opts = TrainOptions {
                 inputs,
                 out: out.clone(),
@@ -391,8 +352,7 @@ fn run(command: Command, cfg: &Config) -> anyhow::Result<ExitCode> {
                 anyhow::bail!("privacy.pseudonym_key is empty: `run` refuses the development key (set ONCOWATCH__PRIVACY__PSEUDONYM_KEY)");
             }
             let model_path = model.unwrap_or_else(|| cfg.model.path.clone());
-            let m = Model::load(&model_path)
-                .map_err(|e| anyhow::anyhow!("model {}: {e}", model_path.display()))?;
+            let m = Model::load(&model_path).map_err(|e| anyhow::anyhow!("model {}: {e}", model_path.display()))?;
             let engine = std::sync::Arc::new(engine(cfg)?.with_model(m, cfg.alerts.clone()));
             tracing::info!(kafka = %oncowatch::drivers::kafka::client::describe(&cfg.kafka), "starting");
             let stop = stop_on_signals()?;
@@ -433,18 +393,7 @@ fn run(command: Command, cfg: &Config) -> anyhow::Result<ExitCode> {
             tracing::info!("embedded broker stopped");
             Ok(ExitCode::SUCCESS)
         }
-        Command::Feed {
-            brokers,
-            topic,
-            inputs,
-            generate,
-            seed,
-            rate,
-            from_dlq,
-            keyed_by_patient,
-            max_message_bytes,
-            timeout,
-        } => {
+        Command::Feed { brokers, topic, inputs, generate, seed, rate, from_dlq, keyed_by_patient, max_message_bytes, timeout } => {
             use oncowatch::drivers::kafka::feed::{feed, FeedError, FeedOptions, FeedSource};
             let mut kafka = cfg.kafka.clone();
             if let Some(b) = brokers {
@@ -456,11 +405,7 @@ fn run(command: Command, cfg: &Config) -> anyhow::Result<ExitCode> {
             };
             let source = match (generate, from_dlq) {
                 (Some(patients), _) => {
-                    FeedSource::Generate(oncowatch::drivers::generate::CohortOptions {
-                        patients,
-                        seed,
-                        ..Default::default()
-                    })
+                    FeedSource::Generate(oncowatch::drivers::generate::CohortOptions { patients, seed, ..Default::default() })
                 }
                 (None, Some(dlq)) => FeedSource::Dlq(dlq),
                 (None, None) => FeedSource::Inputs(inputs),
@@ -472,9 +417,7 @@ fn run(command: Command, cfg: &Config) -> anyhow::Result<ExitCode> {
             opts.timeout = std::time::Duration::from_secs(timeout.max(1));
             opts.progress = std::io::stderr().is_terminal();
             let vocab = cfg.load_vocabulary()?;
-            let decode = DecodeOptions {
-                max_record_bytes: cfg.input.max_record_bytes,
-            };
+            let decode = DecodeOptions { max_record_bytes: cfg.input.max_record_bytes };
             match feed(&opts, &vocab, &decode) {
                 Ok(s) => {
                     tracing::info!(
@@ -489,10 +432,7 @@ fn run(command: Command, cfg: &Config) -> anyhow::Result<ExitCode> {
                     );
                     Ok(ExitCode::SUCCESS)
                 }
-                Err(FeedError::Delivery {
-                    summary,
-                    first_error,
-                }) => {
+                Err(FeedError::Delivery { summary, first_error }) => {
                     tracing::error!(
                         records = summary.records,
                         messages = summary.messages,
@@ -507,16 +447,9 @@ fn run(command: Command, cfg: &Config) -> anyhow::Result<ExitCode> {
                 Err(e) => Err(e.into()),
             }
         }
-        Command::Demo {
-            patients,
-            rate,
-            duration,
-            seed,
-            model,
-        } => {
+        Command::Demo { patients, rate, duration, seed, model } => {
             let model_path = model.unwrap_or_else(|| cfg.model.path.clone());
-            let m = Model::load(&model_path)
-                .map_err(|e| anyhow::anyhow!("model {}: {e}", model_path.display()))?;
+            let m = Model::load(&model_path).map_err(|e| anyhow::anyhow!("model {}: {e}", model_path.display()))?;
             let engine = engine(cfg)?.with_model(m, cfg.alerts.clone());
             if !(rate > 0.0) {
                 anyhow::bail!("--rate must be above 0");
@@ -540,13 +473,11 @@ fn run(command: Command, cfg: &Config) -> anyhow::Result<ExitCode> {
                 s.alerts.get("high").copied().unwrap_or(0),
                 s.alerts.get("urgent").copied().unwrap_or(0)
             );
-            eprintln!("true / false alerts:  {} / {} (true: metastasis followed within the horizon; {} patients developed metastasis)", s.true_alerts, s.false_alerts, s.patients_with_metastasis);
             eprintln!(
-                "median lead time:     {}",
-                s.median_lead_days
-                    .map(|d| format!("{d:.0} days"))
-                    .unwrap_or_else(|| "n/a".into())
+                "true / false alerts:  {} / {} (true: metastasis followed within the horizon; {} patients developed metastasis)",
+                s.true_alerts, s.false_alerts, s.patients_with_metastasis
             );
+            eprintln!("median lead time:     {}", s.median_lead_days.map(|d| format!("{d:.0} days")).unwrap_or_else(|| "n/a".into()));
             if total == 0 {
                 eprintln!("(no alerts: try more --patients or a longer --duration)");
             }
@@ -556,41 +487,23 @@ fn run(command: Command, cfg: &Config) -> anyhow::Result<ExitCode> {
             print!("{}", cfg.dump());
             Ok(ExitCode::SUCCESS)
         }
-        Command::Replay {
-            inputs,
-            summary_json,
-            rejects,
-            features_out,
-            model,
-            no_model,
-            alerts,
-            arrival_time,
-        } => {
+        Command::Replay { inputs, summary_json, rejects, features_out, model, no_model, alerts, arrival_time } => {
             let mut engine = engine(cfg)?;
             let model_path = model.unwrap_or_else(|| cfg.model.path.clone());
             if !no_model && !model_path.as_os_str().is_empty() {
-                let m = Model::load(&model_path)
-                    .map_err(|e| anyhow::anyhow!("model {}: {e}", model_path.display()))?;
+                let m = Model::load(&model_path).map_err(|e| anyhow::anyhow!("model {}: {e}", model_path.display()))?;
                 tracing::info!(model = %m.version, "scoring with {}", model_path.display());
                 engine = engine.with_model(m, cfg.alerts.clone());
             }
             let arrival = match arrival_time {
-                Some(t) => Some(EventTime::parse_utc(&t).ok_or_else(|| {
-                    anyhow::anyhow!(
-                        "--arrival-time {t:?}: expected YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ"
-                    )
-                })?),
+                Some(t) => Some(
+                    EventTime::parse_utc(&t)
+                        .ok_or_else(|| anyhow::anyhow!("--arrival-time {t:?}: expected YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ"))?,
+                ),
                 None => None,
             };
-            let opts = ReplayOptions {
-                inputs,
-                summary_json,
-                rejects,
-                features_out,
-                alerts,
-                arrival,
-                progress: std::io::stderr().is_terminal(),
-            };
+            let opts =
+                ReplayOptions { inputs, summary_json, rejects, features_out, alerts, arrival, progress: std::io::stderr().is_terminal() };
             let out = replay(&engine, &opts)?;
             let t = &out.tally;
             tracing::info!(

@@ -10,8 +10,7 @@ use crate::core::engine::RecordReport;
 use crate::core::features::NAMES;
 use crate::core::reason::Outcome;
 use prometheus::{
-    CounterVec, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec,
-    IntGauge, IntGaugeVec, Opts, Registry,
+    CounterVec, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
 };
 
 /// All metrics, registered in one registry.
@@ -48,8 +47,7 @@ fn opts(name: &str, help: &str) -> Opts {
 macro_rules! reg {
     ($r:expr, $m:expr) => {{
         let m = $m.expect("metric definitions are static and valid");
-        $r.register(Box::new(m.clone()))
-            .expect("metric names are unique");
+        $r.register(Box::new(m.clone())).expect("metric names are unique");
         m
     }};
 }
@@ -63,22 +61,27 @@ impl Default for Metrics {
 impl Metrics {
     pub fn new() -> Self {
         let r = Registry::new();
-        let h = |name: &str, help: &str, buckets: Vec<f64>| {
-            HistogramOpts::new(name, help)
-                .namespace("oncowatch")
-                .buckets(buckets)
-        };
+        let h = |name: &str, help: &str, buckets: Vec<f64>| HistogramOpts::new(name, help).namespace("oncowatch").buckets(buckets);
         Metrics {
             records: reg!(r, IntCounterVec::new(opts("records_total", "Records read, by source topic (or 'file')."), &["topic"])),
             resources: reg!(
                 r,
-                IntCounterVec::new(opts("resources_total", "Resources by outcome (applied, ignored, rejected) and reason."), &["outcome", "reason"])
+                IntCounterVec::new(
+                    opts("resources_total", "Resources by outcome (applied, ignored, rejected) and reason."),
+                    &["outcome", "reason"]
+                )
             ),
             dlq: reg!(r, IntCounterVec::new(opts("dlq_records_total", "Records sent to the DLQ, by first rejection reason."), &["reason"])),
             alerts: reg!(r, IntCounterVec::new(opts("alerts_total", "Alerts published, by tier."), &["tier"])),
             withdrawn: reg!(r, IntCounter::with_opts(opts("alerts_withdrawn_total", "Alerts re-published as entered-in-error."))),
-            suppressed: reg!(r, IntCounter::with_opts(opts("alerts_suppressed_total", "Alerts not raised because the event was backfill."))),
-            score: reg!(r, Histogram::with_opts(h("score", "Calibrated probabilities scored.", (0..=20).map(|i| f64::from(i) * 0.05).collect()))),
+            suppressed: reg!(
+                r,
+                IntCounter::with_opts(opts("alerts_suppressed_total", "Alerts not raised because the event was backfill."))
+            ),
+            score: reg!(
+                r,
+                Histogram::with_opts(h("score", "Calibrated probabilities scored.", (0..=20).map(|i| f64::from(i) * 0.05).collect()))
+            ),
             event_to_alert: reg!(
                 r,
                 Histogram::with_opts(h(
@@ -90,11 +93,21 @@ impl Metrics {
             processing: reg!(
                 r,
                 HistogramVec::new(
-                    h("record_processing_seconds", "Seconds to decode, apply and score one record.", vec![1e-5, 5e-5, 1e-4, 5e-4, 1e-3, 5e-3, 0.01, 0.05, 0.1, 0.5]),
+                    h(
+                        "record_processing_seconds",
+                        "Seconds to decode, apply and score one record.",
+                        vec![1e-5, 5e-5, 1e-4, 5e-4, 1e-3, 5e-3, 0.01, 0.05, 0.1, 0.5]
+                    ),
                     &["stage"]
                 )
             ),
-            lag: reg!(r, IntGaugeVec::new(opts("consumer_lag", "Consumer lag per input partition (librdkafka statistics)."), &["topic", "partition"])),
+            lag: reg!(
+                r,
+                IntGaugeVec::new(
+                    opts("consumer_lag", "Consumer lag per input partition (librdkafka statistics)."),
+                    &["topic", "partition"]
+                )
+            ),
             since_last_event: reg!(
                 r,
                 GaugeVec::new(opts("seconds_since_last_event", "Seconds since the last record of each input topic."), &["topic"])
@@ -103,11 +116,18 @@ impl Metrics {
             state_bytes: reg!(r, IntGauge::with_opts(opts("state_bytes", "Encoded bytes of the patient states in memory."))),
             restore_seconds: reg!(
                 r,
-                Histogram::with_opts(h("restore_seconds", "Seconds to restore one partition from the changelog.", vec![0.01, 0.1, 0.5, 1.0, 5.0, 30.0, 120.0]))
+                Histogram::with_opts(h(
+                    "restore_seconds",
+                    "Seconds to restore one partition from the changelog.",
+                    vec![0.01, 0.1, 0.5, 1.0, 5.0, 30.0, 120.0]
+                ))
             ),
             lost_state: reg!(
                 r,
-                IntGaugeVec::new(opts("lost_state", "1 when a changelog partition lost records (log start above 0 without compaction)."), &["partition"])
+                IntGaugeVec::new(
+                    opts("lost_state", "1 when a changelog partition lost records (log start above 0 without compaction)."),
+                    &["partition"]
+                )
             ),
             missing_share: reg!(r, GaugeVec::new(opts("feature_missing_share", "Share of scores with the feature missing."), &["feature"])),
             model_info: reg!(r, IntGaugeVec::new(opts("model_info", "The model in use (value 1)."), &["version", "schema"])),
@@ -135,9 +155,7 @@ impl Metrics {
             if a.withdrawn {
                 self.withdrawn.inc();
             } else {
-                self.alerts
-                    .with_label_values(&[crate::core::alerts::policy::tier_name(a.tier)])
-                    .inc();
+                self.alerts.with_label_values(&[crate::core::alerts::policy::tier_name(a.tier)]).inc();
             }
         }
         self.suppressed.inc_by(report.suppressed);
@@ -156,16 +174,12 @@ impl Metrics {
             }
             let seen = self.feature_seen.with_label_values(&[name]).get();
             let missing = self.feature_missing.with_label_values(&[name]).get();
-            self.missing_share
-                .with_label_values(&[name])
-                .set(if seen > 0.0 { missing / seen } else { 0.0 });
+            self.missing_share.with_label_values(&[name]).set(if seen > 0.0 { missing / seen } else { 0.0 });
         }
     }
 
     /// Prometheus text format.
     pub fn render(&self) -> String {
-        prometheus::TextEncoder::new()
-            .encode_to_string(&self.registry.gather())
-            .unwrap_or_default()
+        prometheus::TextEncoder::new().encode_to_string(&self.registry.gather()).unwrap_or_default()
     }
 }

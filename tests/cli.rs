@@ -27,32 +27,12 @@ fn replay_writes_the_summary_and_rejects_contract() {
         .arg(d.join("rejects.ndjson"))
         .output()
         .expect("runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(out.stdout.is_empty(), "stdout is reserved for alerts");
-    let s: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(d.join("summary.json")).expect("summary"))
-            .expect("json");
-    let n = |p: &str| {
-        s.pointer(p)
-            .and_then(serde_json::Value::as_u64)
-            .unwrap_or_else(|| panic!("{p} missing"))
-    };
-    let ignored: u64 = s["ignored"]
-        .as_object()
-        .expect("ignored")
-        .values()
-        .filter_map(|v| v.as_u64())
-        .sum();
-    let rejected: u64 = s["rejected"]
-        .as_object()
-        .expect("rejected")
-        .values()
-        .filter_map(|v| v.as_u64())
-        .sum();
+    let s: serde_json::Value = serde_json::from_slice(&std::fs::read(d.join("summary.json")).expect("summary")).expect("json");
+    let n = |p: &str| s.pointer(p).and_then(serde_json::Value::as_u64).unwrap_or_else(|| panic!("{p} missing"));
+    let ignored: u64 = s["ignored"].as_object().expect("ignored").values().filter_map(|v| v.as_u64()).sum();
+    let rejected: u64 = s["rejected"].as_object().expect("rejected").values().filter_map(|v| v.as_u64()).sum();
     assert_eq!(n("/resources"), n("/applied") + ignored + rejected);
     for key in [
         "unsupported_resource",
@@ -66,39 +46,19 @@ fn replay_writes_the_summary_and_rejects_contract() {
     ] {
         assert!(s["ignored"].get(key).is_some(), "ignored.{key} missing");
     }
-    for key in [
-        "invalid_json",
-        "invalid_fhir",
-        "no_patient",
-        "no_event_time",
-        "too_large",
-        "too_deep",
-    ] {
+    for key in ["invalid_json", "invalid_fhir", "no_patient", "no_event_time", "too_large", "too_deep"] {
         assert!(s["rejected"].get(key).is_some(), "rejected.{key} missing");
     }
     assert_eq!(n("/records"), 9);
     let rejects = std::fs::read_to_string(d.join("rejects.ndjson")).expect("rejects");
-    let lines: Vec<serde_json::Value> = rejects
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("json line"))
-        .collect();
+    let lines: Vec<serde_json::Value> = rejects.lines().map(|l| serde_json::from_str(l).expect("json line")).collect();
     assert_eq!(lines.len() as u64, rejected);
     for l in &lines {
-        for k in [
-            "source",
-            "line",
-            "entry",
-            "resource_type",
-            "reason",
-            "message",
-        ] {
+        for k in ["source", "line", "entry", "resource_type", "reason", "message"] {
             assert!(l.get(k).is_some(), "rejects line lacks {k}: {l}");
         }
     }
-    assert!(lines.iter().any(|l| l["reason"] == "invalid_fhir"
-        && l["message"]
-            .as_str()
-            .is_some_and(|m| m.contains("effectiveDateTime"))));
+    assert!(lines.iter().any(|l| l["reason"] == "invalid_fhir" && l["message"].as_str().is_some_and(|m| m.contains("effectiveDateTime"))));
 }
 
 #[test]
@@ -112,23 +72,13 @@ fn replay_reads_stdin_and_exits_non_zero_only_when_input_is_unreadable() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("spawn");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(b"{\"resourceType\":\"Claim\"}\n\nnot json\n")
-        .expect("write");
+    child.stdin.take().expect("stdin").write_all(b"{\"resourceType\":\"Claim\"}\n\nnot json\n").expect("write");
     let out = child.wait_with_output().expect("wait");
     assert!(out.status.success());
-    let s: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(tmp("stdin").join("s.json")).expect("summary"))
-            .expect("json");
+    let s: serde_json::Value = serde_json::from_slice(&std::fs::read(tmp("stdin").join("s.json")).expect("summary")).expect("json");
     assert_eq!(s["records"], 2, "blank lines are not records");
     assert_eq!(s["rejected"]["invalid_json"], 1);
-    let missing = bin()
-        .args(["replay", "no/such/file.ndjson"])
-        .output()
-        .expect("runs");
+    let missing = bin().args(["replay", "no/such/file.ndjson"]).output().expect("runs");
     assert_eq!(missing.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&missing.stderr).contains("no/such/file.ndjson"));
 }
@@ -138,29 +88,12 @@ fn unknown_config_key_and_invalid_value_fail_naming_the_key() {
     let d = tmp("config");
     let f = d.join("bad.toml");
     std::fs::write(&f, "[input]\nmax_record_byts = 5\n").expect("write");
-    let out = bin()
-        .arg("--config")
-        .arg(&f)
-        .arg("config")
-        .output()
-        .expect("runs");
+    let out = bin().arg("--config").arg(&f).arg("config").output().expect("runs");
     assert_eq!(out.status.code(), Some(2));
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains("max_record_byts"),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let out = bin()
-        .env("ONCOWATCH__INPUT__MAX_RECORD_BYTES", "lots")
-        .arg("config")
-        .output()
-        .expect("runs");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("max_record_byts"), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = bin().env("ONCOWATCH__INPUT__MAX_RECORD_BYTES", "lots").arg("config").output().expect("runs");
     assert_eq!(out.status.code(), Some(2));
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains("max_record_bytes"),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("max_record_bytes"), "{}", String::from_utf8_lossy(&out.stderr));
 }
 
 #[test]
@@ -171,11 +104,7 @@ fn config_dump_masks_the_pseudonym_key_and_env_overrides() {
         .arg("config")
         .output()
         .expect("runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(!text.contains("s3cret-value"));
     assert!(text.contains("****"));
@@ -184,10 +113,7 @@ fn config_dump_masks_the_pseudonym_key_and_env_overrides() {
 
 #[test]
 fn json_logs_carry_no_patient_identifier() {
-    let out = bin()
-        .args(["--log-format", "json", "replay", "examples/fhir"])
-        .output()
-        .expect("runs");
+    let out = bin().args(["--log-format", "json", "replay", "examples/fhir"]).output().expect("runs");
     assert!(out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("replay finished"));

@@ -12,13 +12,7 @@ use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
-const FOLDERS: [&str; 5] = [
-    "synthea-r4-sample",
-    "mcode-stu1-examples",
-    "hl7-r4-examples",
-    "us-core-examples",
-    "mitre-fixtures",
-];
+const FOLDERS: [&str; 5] = ["synthea-r4-sample", "mcode-stu1-examples", "hl7-r4-examples", "us-core-examples", "mitre-fixtures"];
 const READ_TYPES: [&str; 4] = ["Observation", "Condition", "ImagingStudy", "Patient"];
 
 /// Independent count of one record, following DESIGN.md "Decode" on the raw JSON: a Bundle is a container
@@ -35,23 +29,11 @@ fn count(v: &Value, depth: usize, types: &mut BTreeMap<String, u64>) -> u64 {
         return 1;
     }
     let mut n = 0;
-    for e in v
-        .get("entry")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
+    for e in v.get("entry").and_then(Value::as_array).into_iter().flatten() {
         if let Some(r) = e.get("resource") {
             n += count(r, depth + 1, types);
-        } else if e
-            .pointer("/request/method")
-            .and_then(Value::as_str)
-            .is_some_and(|m| m.eq_ignore_ascii_case("DELETE"))
-        {
-            let url = e
-                .pointer("/request/url")
-                .and_then(Value::as_str)
-                .unwrap_or("");
+        } else if e.pointer("/request/method").and_then(Value::as_str).is_some_and(|m| m.eq_ignore_ascii_case("DELETE")) {
+            let url = e.pointer("/request/url").and_then(Value::as_str).unwrap_or("");
             let ty = url.split(['/', '?']).next().unwrap_or("").to_string();
             *types.entry(ty).or_default() += 1;
             n += 1;
@@ -67,11 +49,7 @@ struct Independent {
 }
 
 fn independent(folder: &Path) -> Independent {
-    let mut out = Independent {
-        records: 0,
-        resources: 0,
-        types: BTreeMap::new(),
-    };
+    let mut out = Independent { records: 0, resources: 0, types: BTreeMap::new() };
     let mut files: Vec<_> = walkdir(folder);
     files.sort();
     for f in files {
@@ -121,43 +99,24 @@ fn replay_folder(name: &str) -> Replayed {
     let engine = engine();
     let inputs = expand(&[root.join(name)]).expect("corpus folder expands");
     let mut states = States::new();
-    let mut out = Replayed {
-        tally: Tally::default(),
-        types: BTreeMap::new(),
-        rejected: BTreeSet::new(),
-        raw_of: BTreeMap::new(),
-    };
+    let mut out = Replayed { tally: Tally::default(), types: BTreeMap::new(), rejected: BTreeSet::new(), raw_of: BTreeMap::new() };
     for_each_record(
         &inputs,
         |rec| {
             out.tally.records += 1;
             let report = engine.process(&mut states, &rec.bytes, None, None);
-            let rel = Path::new(&rec.source)
-                .strip_prefix(&root)
-                .expect("source under corpus")
-                .display()
-                .to_string();
+            let rel = Path::new(&rec.source).strip_prefix(&root).expect("source under corpus").display().to_string();
             for r in &report.resources {
                 out.tally.count(&r.outcome);
-                *out.types
-                    .entry(r.resource_type.clone().unwrap_or_else(|| "(none)".into()))
-                    .or_default() += 1;
+                *out.types.entry(r.resource_type.clone().unwrap_or_else(|| "(none)".into())).or_default() += 1;
                 if let Outcome::Rejected(reason, _) = &r.outcome {
                     let entry = match (&r.entry, rec.line) {
                         (Some(e), _) => e.clone(),
                         (None, Some(l)) if rel.ends_with(".ndjson") => format!("line:{l}"),
                         (None, _) => "-".into(),
                     };
-                    let row = (
-                        rel.clone(),
-                        entry,
-                        r.resource_type.clone().unwrap_or_default(),
-                        reason.code().to_string(),
-                    );
-                    out.raw_of.insert(
-                        row.clone(),
-                        String::from_utf8_lossy(&rec.bytes).into_owned(),
-                    );
+                    let row = (rel.clone(), entry, r.resource_type.clone().unwrap_or_default(), reason.code().to_string());
+                    out.raw_of.insert(row.clone(), String::from_utf8_lossy(&rec.bytes).into_owned());
                     out.rejected.insert(row);
                 }
             }
@@ -169,20 +128,14 @@ fn replay_folder(name: &str) -> Replayed {
 }
 
 fn table(path: &str) -> BTreeSet<Row> {
-    let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(path))
-        .expect("table readable");
+    let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(path)).expect("table readable");
     text.lines()
         .filter(|l| !l.starts_with('#') && !l.starts_with("file\t") && !l.trim().is_empty())
         .map(|l| {
             let c: Vec<&str> = l.split('\t').collect();
             // mitre table: file, entry, type, id, reason, why; corpus table: file, entry, type, reason, why.
             let reason = if c.len() >= 6 { c[4] } else { c[3] };
-            (
-                c[0].to_string(),
-                c[1].to_string(),
-                c[2].to_string(),
-                reason.to_string(),
-            )
+            (c[0].to_string(), c[1].to_string(), c[2].to_string(), reason.to_string())
         })
         .collect()
 }
@@ -199,18 +152,8 @@ fn every_folder_balances_and_matches_an_independent_count() {
         for t in READ_TYPES {
             assert_eq!(got.types.get(t), want.types.get(t), "{name}: {t} count");
         }
-        let other_got: u64 = got
-            .types
-            .iter()
-            .filter(|(k, _)| !READ_TYPES.contains(&k.as_str()))
-            .map(|(_, v)| v)
-            .sum();
-        let other_want: u64 = want
-            .types
-            .iter()
-            .filter(|(k, _)| !READ_TYPES.contains(&k.as_str()))
-            .map(|(_, v)| v)
-            .sum();
+        let other_got: u64 = got.types.iter().filter(|(k, _)| !READ_TYPES.contains(&k.as_str())).map(|(_, v)| v).sum();
+        let other_want: u64 = want.types.iter().filter(|(k, _)| !READ_TYPES.contains(&k.as_str())).map(|(_, v)| v).sum();
         assert_eq!(other_got, other_want, "{name}: other resource types");
     }
 }
@@ -219,23 +162,14 @@ fn every_folder_balances_and_matches_an_independent_count() {
 fn clinical_examples_reject_only_the_resources_named_in_the_table() {
     let expected = table("tests/data/corpus_expected_rejects.tsv");
     let mut got = BTreeSet::new();
-    for name in [
-        "synthea-r4-sample",
-        "mcode-stu1-examples",
-        "hl7-r4-examples",
-        "us-core-examples",
-    ] {
+    for name in ["synthea-r4-sample", "mcode-stu1-examples", "hl7-r4-examples", "us-core-examples"] {
         let r = replay_folder(name);
         for row in &r.rejected {
             if ["Observation", "Condition", "ImagingStudy"].contains(&row.2.as_str()) {
                 got.insert(row.clone());
                 // Check the stated reason on the raw JSON of that entry, independently of the decoder.
                 let raw: Value = serde_json::from_str(&r.raw_of[row]).expect("json");
-                let res = if row.1 == "-" {
-                    raw.clone()
-                } else {
-                    entry_at(&raw, &row.1)
-                };
+                let res = if row.1 == "-" { raw.clone() } else { entry_at(&raw, &row.1) };
                 match row.3.as_str() {
                     "no_event_time" => {
                         let keys: Vec<&String> = res.as_object().expect("object").keys().collect();
@@ -255,10 +189,7 @@ fn clinical_examples_reject_only_the_resources_named_in_the_table() {
         }
     }
     assert!(!expected.is_empty());
-    assert_eq!(
-        got, expected,
-        "rejected clinical resources differ from tests/data/corpus_expected_rejects.tsv"
-    );
+    assert_eq!(got, expected, "rejected clinical resources differ from tests/data/corpus_expected_rejects.tsv");
 }
 
 fn entry_at(bundle: &Value, path: &str) -> Value {
@@ -282,8 +213,5 @@ fn mitre_fixtures_reject_exactly_the_table() {
     let expected = table("tests/data/mitre_expected_rejects.tsv");
     let got = replay_folder("mitre-fixtures").rejected;
     assert!(expected.len() > 50);
-    assert_eq!(
-        got, expected,
-        "mitre rejects differ from tests/data/mitre_expected_rejects.tsv"
-    );
+    assert_eq!(got, expected, "mitre rejects differ from tests/data/mitre_expected_rejects.tsv");
 }

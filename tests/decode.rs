@@ -14,15 +14,7 @@ use serde_json::json;
 
 fn decode(v: &serde_json::Value) -> Vec<Decoded> {
     let e = engine();
-    decode_record(
-        v.to_string().as_bytes(),
-        &e.vocab,
-        &DecodeOptions::default(),
-        None,
-    )
-    .into_iter()
-    .map(|d| d.decoded)
-    .collect()
+    decode_record(v.to_string().as_bytes(), &e.vocab, &DecodeOptions::default(), None).into_iter().map(|d| d.decoded).collect()
 }
 
 fn obs(code: &str, subject: &str, value: serde_json::Value) -> serde_json::Value {
@@ -62,57 +54,25 @@ fn calcium_in_mmol_per_l_is_converted_to_mg_per_dl() {
 
 #[test]
 fn unknown_unit_is_ignored_not_guessed() {
-    let v = obs(
-        "17861-6",
-        "Patient/p1",
-        json!({"valueQuantity": {"value": 2.5, "unit": "mEq/L"}}),
-    );
-    assert!(
-        matches!(&decode(&v)[0], Decoded::Ignored(IgnoreReason::UnconvertibleUnit, m) if m.contains("mEq/L"))
-    );
+    let v = obs("17861-6", "Patient/p1", json!({"valueQuantity": {"value": 2.5, "unit": "mEq/L"}}));
+    assert!(matches!(&decode(&v)[0], Decoded::Ignored(IgnoreReason::UnconvertibleUnit, m) if m.contains("mEq/L")));
 }
 
 #[test]
 fn absolute_and_history_references_give_one_key() {
-    for r in [
-        "Patient/p1",
-        "https://fhir.example.org/r4/Patient/p1",
-        "Patient/p1/_history/3",
-    ] {
-        let v = obs(
-            "2039-6",
-            r,
-            json!({"valueQuantity": {"value": 3.0, "unit": "ng/mL"}}),
-        );
-        assert_eq!(
-            event(&decode(&v)[0]).patient,
-            PatientKey::from_id("p1"),
-            "{r}"
-        );
+    for r in ["Patient/p1", "https://fhir.example.org/r4/Patient/p1", "Patient/p1/_history/3"] {
+        let v = obs("2039-6", r, json!({"valueQuantity": {"value": 3.0, "unit": "ng/mL"}}));
+        assert_eq!(event(&decode(&v)[0]).patient, PatientKey::from_id("p1"), "{r}");
     }
 }
 
 #[test]
 fn group_subject_is_ignored_and_missing_subject_rejected() {
-    let v = obs(
-        "2039-6",
-        "Group/g1",
-        json!({"valueQuantity": {"value": 3.0, "unit": "ng/mL"}}),
-    );
-    assert!(matches!(
-        decode(&v)[0],
-        Decoded::Ignored(IgnoreReason::SubjectNotPatient, _)
-    ));
-    let mut v = obs(
-        "2039-6",
-        "Patient/p1",
-        json!({"valueQuantity": {"value": 3.0, "unit": "ng/mL"}}),
-    );
+    let v = obs("2039-6", "Group/g1", json!({"valueQuantity": {"value": 3.0, "unit": "ng/mL"}}));
+    assert!(matches!(decode(&v)[0], Decoded::Ignored(IgnoreReason::SubjectNotPatient, _)));
+    let mut v = obs("2039-6", "Patient/p1", json!({"valueQuantity": {"value": 3.0, "unit": "ng/mL"}}));
     v.as_object_mut().map(|m| m.remove("subject"));
-    assert!(matches!(
-        decode(&v)[0],
-        Decoded::Rejected(RejectReason::NoPatient, _)
-    ));
+    assert!(matches!(decode(&v)[0], Decoded::Rejected(RejectReason::NoPatient, _)));
 }
 
 #[test]
@@ -130,28 +90,14 @@ fn urn_uuid_resolves_through_full_url_and_identifier_through_the_bundle() {
     assert_eq!(event(&d[0]).patient, want);
     assert_eq!(event(&d[1]).patient, want);
     assert_eq!(event(&d[2]).patient, want);
-    assert_eq!(
-        event(&d[1]).fact,
-        Fact::Demographics {
-            birth: Some(EventTime::from_ymd(1960, 1, 1)),
-            female: None,
-            deceased: false
-        }
-    );
+    assert_eq!(event(&d[1]).fact, Fact::Demographics { birth: Some(EventTime::from_ymd(1960, 1, 1)), female: None, deceased: false });
 }
 
 #[test]
 fn identifier_reference_without_a_bundle_patient_keys_by_identifier() {
-    let mut v = obs(
-        "2039-6",
-        "x",
-        json!({"valueQuantity": {"value": 3.0, "unit": "ng/mL"}}),
-    );
+    let mut v = obs("2039-6", "x", json!({"valueQuantity": {"value": 3.0, "unit": "ng/mL"}}));
     v["subject"] = json!({"identifier": {"system": "urn:mrn", "value": "M9"}});
-    assert_eq!(
-        event(&decode(&v)[0]).patient.as_str(),
-        "Patient?identifier=urn:mrn|M9"
-    );
+    assert_eq!(event(&decode(&v)[0]).patient.as_str(), "Patient?identifier=urn:mrn|M9");
 }
 
 #[test]
@@ -176,12 +122,10 @@ fn nested_bundles_deeper_than_four_are_one_rejected_resource() {
     ]});
     // Depth 4 is read: three wrappers around the inner Bundle.
     for _ in 0..3 {
-        inner =
-            json!({"resourceType": "Bundle", "type": "collection", "entry": [{"resource": inner}]});
+        inner = json!({"resourceType": "Bundle", "type": "collection", "entry": [{"resource": inner}]});
     }
     assert_eq!(decode(&inner).len(), 2);
-    let deeper =
-        json!({"resourceType": "Bundle", "type": "collection", "entry": [{"resource": inner}]});
+    let deeper = json!({"resourceType": "Bundle", "type": "collection", "entry": [{"resource": inner}]});
     let d = decode(&deeper);
     assert_eq!(d.len(), 1);
     assert!(matches!(d[0], Decoded::Rejected(RejectReason::TooDeep, _)));
@@ -195,117 +139,53 @@ fn one_bad_entry_rejects_only_itself() {
         {"resource": {"resourceType": "Claim", "id": "x"}}
     ]});
     let d = decode(&b);
-    assert!(
-        matches!(&d[0], Decoded::Rejected(RejectReason::InvalidFhir, m) if m.contains("Observation.status")),
-        "{:?}",
-        d[0]
-    );
+    assert!(matches!(&d[0], Decoded::Rejected(RejectReason::InvalidFhir, m) if m.contains("Observation.status")), "{:?}", d[0]);
     assert!(matches!(d[1], Decoded::Event(_)));
-    assert!(matches!(
-        d[2],
-        Decoded::Ignored(IgnoreReason::UnsupportedResource, _)
-    ));
+    assert!(matches!(d[2], Decoded::Ignored(IgnoreReason::UnsupportedResource, _)));
 }
 
 #[test]
 fn malformed_date_is_invalid_fhir_naming_the_field() {
-    let v = obs(
-        "2039-6",
-        "Patient/p1",
-        json!({"effectiveDateTime": "2021-13-45", "valueQuantity": {"value": 3.0, "unit": "ng/mL"}}),
-    );
-    assert!(
-        matches!(&decode(&v)[0], Decoded::Rejected(RejectReason::InvalidFhir, m) if m.contains("effectiveDateTime"))
-    );
+    let v = obs("2039-6", "Patient/p1", json!({"effectiveDateTime": "2021-13-45", "valueQuantity": {"value": 3.0, "unit": "ng/mL"}}));
+    assert!(matches!(&decode(&v)[0], Decoded::Rejected(RejectReason::InvalidFhir, m) if m.contains("effectiveDateTime")));
 }
 
 #[test]
 fn record_level_rejections() {
     let e = engine();
-    let opts = DecodeOptions {
-        max_record_bytes: 10,
-    };
+    let opts = DecodeOptions { max_record_bytes: 10 };
     let d = decode_record(b"{\"resourceType\":\"Patient\"}", &e.vocab, &opts, None);
-    assert!(matches!(
-        d[0].decoded,
-        Decoded::Rejected(RejectReason::TooLarge, _)
-    ));
+    assert!(matches!(d[0].decoded, Decoded::Rejected(RejectReason::TooLarge, _)));
     let d = decode_record(b"{not json", &e.vocab, &DecodeOptions::default(), None);
-    assert!(matches!(
-        d[0].decoded,
-        Decoded::Rejected(RejectReason::InvalidJson, _)
-    ));
+    assert!(matches!(d[0].decoded, Decoded::Rejected(RejectReason::InvalidJson, _)));
     let d = decode_record(b"[1,2]", &e.vocab, &DecodeOptions::default(), None);
-    assert!(matches!(
-        d[0].decoded,
-        Decoded::Rejected(RejectReason::InvalidFhir, _)
-    ));
+    assert!(matches!(d[0].decoded, Decoded::Rejected(RejectReason::InvalidFhir, _)));
     let d = decode_record(b"{\"a\":1}", &e.vocab, &DecodeOptions::default(), None);
-    assert!(matches!(
-        d[0].decoded,
-        Decoded::Rejected(RejectReason::InvalidFhir, _)
-    ));
+    assert!(matches!(d[0].decoded, Decoded::Rejected(RejectReason::InvalidFhir, _)));
 }
 
 #[test]
 fn versions_duplicates_and_stale_are_counted_by_the_engine() {
     let e = engine();
     let mut states = States::new();
-    let v2 = obs(
-        "2039-6",
-        "Patient/p1",
-        json!({"meta": {"versionId": "2"}, "valueQuantity": {"value": 9.0, "unit": "ng/mL"}}),
-    );
-    let v1 = obs(
-        "2039-6",
-        "Patient/p1",
-        json!({"meta": {"versionId": "1"}, "valueQuantity": {"value": 3.0, "unit": "ng/mL"}}),
-    );
-    let outcomes: Vec<Outcome> = [&v2, &v2, &v1]
-        .iter()
-        .map(|v| {
-            e.process(&mut states, v.to_string().as_bytes(), None, None)
-                .resources[0]
-                .outcome
-                .clone()
-        })
-        .collect();
+    let v2 = obs("2039-6", "Patient/p1", json!({"meta": {"versionId": "2"}, "valueQuantity": {"value": 9.0, "unit": "ng/mL"}}));
+    let v1 = obs("2039-6", "Patient/p1", json!({"meta": {"versionId": "1"}, "valueQuantity": {"value": 3.0, "unit": "ng/mL"}}));
+    let outcomes: Vec<Outcome> =
+        [&v2, &v2, &v1].iter().map(|v| e.process(&mut states, v.to_string().as_bytes(), None, None).resources[0].outcome.clone()).collect();
     assert_eq!(outcomes[0], Outcome::Applied);
-    assert!(matches!(
-        outcomes[1],
-        Outcome::Ignored(IgnoreReason::Duplicate, _)
-    ));
-    assert!(matches!(
-        outcomes[2],
-        Outcome::Ignored(IgnoreReason::StaleVersion, _)
-    ));
+    assert!(matches!(outcomes[1], Outcome::Ignored(IgnoreReason::Duplicate, _)));
+    assert!(matches!(outcomes[2], Outcome::Ignored(IgnoreReason::StaleVersion, _)));
 }
 
 #[test]
 fn entered_in_error_first_leaves_a_tombstone() {
     let e = engine();
     let mut states = States::new();
-    let retract = obs(
-        "2039-6",
-        "Patient/p1",
-        json!({"status": "entered-in-error", "meta": {"versionId": "2"}}),
-    );
-    let original = obs(
-        "2039-6",
-        "Patient/p1",
-        json!({"meta": {"versionId": "1"}, "valueQuantity": {"value": 3.0, "unit": "ng/mL"}}),
-    );
-    assert_eq!(
-        e.process(&mut states, retract.to_string().as_bytes(), None, None)
-            .resources[0]
-            .outcome,
-        Outcome::Applied
-    );
+    let retract = obs("2039-6", "Patient/p1", json!({"status": "entered-in-error", "meta": {"versionId": "2"}}));
+    let original = obs("2039-6", "Patient/p1", json!({"meta": {"versionId": "1"}, "valueQuantity": {"value": 3.0, "unit": "ng/mL"}}));
+    assert_eq!(e.process(&mut states, retract.to_string().as_bytes(), None, None).resources[0].outcome, Outcome::Applied);
     let late = e.process(&mut states, original.to_string().as_bytes(), None, None);
-    assert!(matches!(
-        late.resources[0].outcome,
-        Outcome::Ignored(IgnoreReason::StaleVersion, _)
-    ));
+    assert!(matches!(late.resources[0].outcome, Outcome::Ignored(IgnoreReason::StaleVersion, _)));
     assert!(states[&PatientKey::from_id("p1")].points().is_empty());
 }
 

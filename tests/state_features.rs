@@ -10,9 +10,7 @@ use oncowatch::core::features::{compute, FeatureVector, NAMES};
 use oncowatch::core::identity::{EventTime, PatientKey, ResourceId, ResourceKind, ResourceVersion};
 use oncowatch::core::reason::IgnoreReason;
 use oncowatch::core::state::{ApplyResult, PatientState};
-use oncowatch::core::vocabulary::{
-    FindingGroup, ImagingGroup, SeriesId, Site, StageAxis, Vocabulary,
-};
+use oncowatch::core::vocabulary::{FindingGroup, ImagingGroup, SeriesId, Site, StageAxis, Vocabulary};
 use oncowatch::drivers::replay::{replay, ReplayOptions};
 use proptest::prelude::*;
 use std::collections::BTreeMap;
@@ -28,10 +26,7 @@ fn key() -> PatientKey {
 fn ev(id: &str, version: &str, day: i64, fact: Fact) -> ClinicalEvent {
     ClinicalEvent {
         patient: key(),
-        resource: ResourceId {
-            kind: ResourceKind::Observation,
-            id: id.into(),
-        },
+        resource: ResourceId { kind: ResourceKind::Observation, id: id.into() },
         version: ResourceVersion::Id(version.into()),
         time: Some(EventTime::from_ymd(2021, 1, 1).plus_days(day)),
         fact,
@@ -39,13 +34,7 @@ fn ev(id: &str, version: &str, day: i64, fact: Fact) -> ClinicalEvent {
 }
 
 fn cond(id: &str, day: i64, fact: Fact) -> ClinicalEvent {
-    ClinicalEvent {
-        resource: ResourceId {
-            kind: ResourceKind::Condition,
-            id: id.into(),
-        },
-        ..ev(id, "1", day, fact)
-    }
+    ClinicalEvent { resource: ResourceId { kind: ResourceKind::Condition, id: id.into() }, ..ev(id, "1", day, fact) }
 }
 
 fn series(v: &Vocabulary, key: &str) -> SeriesId {
@@ -56,47 +45,18 @@ fn base_events(v: &Vocabulary) -> Vec<ClinicalEvent> {
     let cea = series(v, "cea");
     let mut out = vec![
         ClinicalEvent {
-            resource: ResourceId {
-                kind: ResourceKind::Patient,
-                id: "p1".into(),
-            },
+            resource: ResourceId { kind: ResourceKind::Patient, id: "p1".into() },
             time: None,
-            fact: Fact::Demographics {
-                birth: Some(EventTime::from_ymd(1960, 3, 1)),
-                female: Some(true),
-                deceased: false,
-            },
+            fact: Fact::Demographics { birth: Some(EventTime::from_ymd(1960, 3, 1)), female: Some(true), deceased: false },
             ..ev("p1", "1", 0, Fact::Retraction)
         },
         cond("c1", 0, Fact::Primary(Site::Colorectal)),
-        ev(
-            "st",
-            "1",
-            1,
-            Fact::Stage {
-                axis: StageAxis::Group,
-                value: 3,
-            },
-        ),
+        ev("st", "1", 1, Fact::Stage { axis: StageAxis::Group, value: 3 }),
     ];
     for i in 0..8 {
-        out.push(ev(
-            &format!("cea{i}"),
-            "1",
-            30 * i,
-            Fact::Measurement {
-                series: cea,
-                value: 2.0 + i as f64,
-                comparator: None,
-            },
-        ));
+        out.push(ev(&format!("cea{i}"), "1", 30 * i, Fact::Measurement { series: cea, value: 2.0 + i as f64, comparator: None }));
     }
-    out.push(ev(
-        "img",
-        "1",
-        200,
-        Fact::Imaging(vec![ImagingGroup::PetNm]),
-    ));
+    out.push(ev("img", "1", 200, Fact::Imaging(vec![ImagingGroup::PetNm])));
     out.push(cond("f1", 205, Fact::Finding(FindingGroup::Bone)));
     out
 }
@@ -124,11 +84,7 @@ fn the_same_version_twice_changes_nothing() {
         }
     }
     assert_eq!(once, twice);
-    assert_eq!(
-        duplicates,
-        events.len() - 2,
-        "all but the two CEA points dropped by the bounds report duplicate"
-    );
+    assert_eq!(duplicates, events.len() - 2, "all but the two CEA points dropped by the bounds report duplicate");
 }
 
 #[test]
@@ -136,16 +92,7 @@ fn a_newer_version_replaces_an_amended_value() {
     let v = vocab();
     let cea = series(&v, "cea");
     let mut events = base_events(&v);
-    events.push(ev(
-        "cea7",
-        "2",
-        210,
-        Fact::Measurement {
-            series: cea,
-            value: 40.0,
-            comparator: None,
-        },
-    ));
+    events.push(ev("cea7", "2", 210, Fact::Measurement { series: cea, value: 40.0, comparator: None }));
     let s = build(&events);
     let fv = compute(&s, &v, s.latest.expect("latest"));
     assert_eq!(fv.get("marker_last_uln"), Some(40.0 / 5.0));
@@ -155,11 +102,7 @@ fn a_newer_version_replaces_an_amended_value() {
         e.insert(0, amended);
         build(&e)
     };
-    assert_eq!(
-        compute(&old_after, &v, s.latest.expect("latest")),
-        fv,
-        "the older version arriving later is stale"
-    );
+    assert_eq!(compute(&old_after, &v, s.latest.expect("latest")), fv, "the older version arriving later is stale");
 }
 
 #[test]
@@ -168,10 +111,7 @@ fn a_retraction_removes_the_contribution_also_when_it_arrives_first() {
     let mut events = base_events(&v);
     let retract = ev("img", "2", 200, Fact::Retraction);
     let without = build(&events);
-    assert_eq!(
-        compute(&without, &v, without.latest.expect("t")).get("pet_nm_studies_90d"),
-        Some(1.0)
-    );
+    assert_eq!(compute(&without, &v, without.latest.expect("t")).get("pet_nm_studies_90d"), Some(1.0));
     events.push(retract.clone());
     let after = build(&events);
     let t = after.latest.expect("t");
@@ -192,29 +132,14 @@ fn ten_thousand_events_stay_bounded() {
         let fact = match i % 4 {
             0 => Fact::Imaging(vec![ImagingGroup::CtMr]),
             1 => Fact::Finding(FindingGroup::Constitutional),
-            _ => Fact::Measurement {
-                series: ids[(i as usize) % ids.len()],
-                value: (i % 97) as f64,
-                comparator: None,
-            },
+            _ => Fact::Measurement { series: ids[(i as usize) % ids.len()], value: (i % 97) as f64, comparator: None },
         };
         s.apply(&ev(&format!("o{i}"), "1", i / 3, fact));
     }
     let bytes = s.encode().len();
-    assert!(
-        s.points().len() <= 18 * 6 + 24 + 12 + 4 * 8,
-        "points {}",
-        s.points().len()
-    );
-    assert!(
-        bytes < 4096,
-        "encoded state of 10,000 events is {bytes} bytes"
-    );
-    assert_eq!(
-        s.dropped_min(ids[2]),
-        Some(0.0),
-        "the minimum of dropped points is kept for nadirs"
-    );
+    assert!(s.points().len() <= 18 * 6 + 24 + 12 + 4 * 8, "points {}", s.points().len());
+    assert!(bytes < 4096, "encoded state of 10,000 events is {bytes} bytes");
+    assert_eq!(s.dropped_min(ids[2]), Some(0.0), "the minimum of dropped points is kept for nadirs");
 }
 
 #[test]
@@ -223,22 +148,13 @@ fn binary_encoding_round_trips_and_reads_the_committed_sample() {
     let s = build(&base_events(&v));
     let bytes = s.encode();
     assert_eq!(PatientState::decode(&bytes).expect("decode"), s);
-    let sample_path =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/patient_state_v1.bin");
+    let sample_path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/patient_state_v1.bin");
     if std::env::var_os("ONCOWATCH_WRITE_SAMPLES").is_some() {
         std::fs::write(&sample_path, &bytes).expect("write sample");
     }
-    let committed = std::fs::read(&sample_path)
-        .expect("tests/data/patient_state_v1.bin (write with ONCOWATCH_WRITE_SAMPLES=1)");
-    assert_eq!(
-        PatientState::decode(&committed).expect("committed sample decodes"),
-        s,
-        "format changed: bump STATE_FORMAT_VERSION"
-    );
-    assert!(
-        PatientState::decode(&bytes[..bytes.len() / 2]).is_err(),
-        "truncated state is an error"
-    );
+    let committed = std::fs::read(&sample_path).expect("tests/data/patient_state_v1.bin (write with ONCOWATCH_WRITE_SAMPLES=1)");
+    assert_eq!(PatientState::decode(&committed).expect("committed sample decodes"), s, "format changed: bump STATE_FORMAT_VERSION");
+    assert!(PatientState::decode(&bytes[..bytes.len() / 2]).is_err(), "truncated state is an error");
     let mut wrong = bytes.clone();
     wrong[0] = 99;
     assert!(PatientState::decode(&wrong).is_err());
@@ -250,15 +166,8 @@ fn all_finite(fv: &FeatureVector) -> bool {
 
 fn arb_fact(n_series: u16) -> impl Strategy<Value = Fact> {
     prop_oneof![
-        (0..n_series, -1e6f64..1e6).prop_map(|(s, v)| Fact::Measurement {
-            series: SeriesId(s),
-            value: v,
-            comparator: None
-        }),
-        (0u8..5).prop_map(|v| Fact::Stage {
-            axis: StageAxis::Group,
-            value: v
-        }),
+        (0..n_series, -1e6f64..1e6).prop_map(|(s, v)| Fact::Measurement { series: SeriesId(s), value: v, comparator: None }),
+        (0u8..5).prop_map(|v| Fact::Stage { axis: StageAxis::Group, value: v }),
         (0u8..6).prop_map(Fact::Ecog),
         Just(Fact::Primary(Site::Lung)),
         Just(Fact::Primary(Site::Prostate)),
@@ -323,10 +232,7 @@ fn replay_features_match_the_corpus_patient_table() {
     std::fs::create_dir_all(&dir).expect("dir");
     let csv = dir.join("f.csv");
     let opts = ReplayOptions {
-        inputs: vec![
-            root.join("synthea-r4-sample"),
-            root.join("mcode-stu1-examples"),
-        ],
+        inputs: vec![root.join("synthea-r4-sample"), root.join("mcode-stu1-examples")],
         features_out: Some(csv.clone()),
         ..ReplayOptions::default()
     };
@@ -334,16 +240,7 @@ fn replay_features_match_the_corpus_patient_table() {
     let text = std::fs::read_to_string(&csv).expect("csv");
     let mut lines = text.lines();
     let header: Vec<&str> = lines.next().expect("header").split(',').collect();
-    assert_eq!(
-        &header[..5],
-        &[
-            "patient_hash",
-            "as_of",
-            "primary_site",
-            "metastasis_confirmed",
-            "eligible"
-        ]
-    );
+    assert_eq!(&header[..5], &["patient_hash", "as_of", "primary_site", "metastasis_confirmed", "eligible"]);
     assert_eq!(&header[5..], &NAMES[..]);
     let rows: BTreeMap<String, Vec<String>> = lines
         .map(|l| {
@@ -352,23 +249,13 @@ fn replay_features_match_the_corpus_patient_table() {
         })
         .collect();
     assert_eq!(rows.len(), out.states.len());
-    let table = std::fs::read_to_string(
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/corpus_patients.tsv"),
-    )
-    .expect("table");
+    let table =
+        std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/corpus_patients.tsv")).expect("table");
     let mut checked = 0;
-    for l in table
-        .lines()
-        .filter(|l| !l.starts_with('#') && !l.starts_with("folder\t"))
-    {
+    for l in table.lines().filter(|l| !l.starts_with('#') && !l.starts_with("folder\t")) {
         let c: Vec<&str> = l.split('\t').collect();
-        let hash = e
-            .pseudonyms
-            .pseudonym(&PatientKey::from_id(c[1]))
-            .to_string();
-        let row = rows
-            .get(&hash)
-            .unwrap_or_else(|| panic!("patient {} of the table not in replay's features", c[1]));
+        let hash = e.pseudonyms.pseudonym(&PatientKey::from_id(c[1])).to_string();
+        let row = rows.get(&hash).unwrap_or_else(|| panic!("patient {} of the table not in replay's features", c[1]));
         assert_eq!(row[2], c[2], "primary site of {}", c[1]);
         assert_eq!(row[3], c[3], "metastasis of {}", c[1]);
         checked += 1;

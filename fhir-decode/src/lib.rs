@@ -165,69 +165,29 @@ pub fn observation(json: &str) -> Result<Observation, DecodeError> {
         Some(fr::ObservationEffective::Period(p)) => {
             effective = p.start.as_ref().or(p.end.as_ref()).map(date_time);
             if let Some(rp) = &raw.effective_period {
-                lost(
-                    rp.start.is_some() && p.start.is_none(),
-                    "Observation.effectivePeriod.start",
-                    "dateTime",
-                )?;
-                lost(
-                    rp.end.is_some() && p.end.is_none(),
-                    "Observation.effectivePeriod.end",
-                    "dateTime",
-                )?;
+                lost(rp.start.is_some() && p.start.is_none(), "Observation.effectivePeriod.start", "dateTime")?;
+                lost(rp.end.is_some() && p.end.is_none(), "Observation.effectivePeriod.end", "dateTime")?;
             }
         }
         Some(fr::ObservationEffective::Timing(_)) => {}
         None => {
-            lost(
-                raw.effective_date_time.is_some(),
-                "Observation.effectiveDateTime",
-                "dateTime",
-            )?;
-            lost(
-                raw.effective_instant.is_some(),
-                "Observation.effectiveInstant",
-                "instant",
-            )?;
-            lost(
-                raw.effective_period.is_some(),
-                "Observation.effectivePeriod",
-                "Period",
-            )?;
+            lost(raw.effective_date_time.is_some(), "Observation.effectiveDateTime", "dateTime")?;
+            lost(raw.effective_instant.is_some(), "Observation.effectiveInstant", "instant")?;
+            lost(raw.effective_period.is_some(), "Observation.effectivePeriod", "Period")?;
         }
     }
     let value = match &o.value {
         None => {
-            lost(
-                raw.value_quantity.is_some(),
-                "Observation.valueQuantity",
-                "Quantity",
-            )?;
-            lost(
-                raw.value_integer.is_some(),
-                "Observation.valueInteger",
-                "integer",
-            )?;
-            lost(
-                raw.value_codeable_concept.is_some(),
-                "Observation.valueCodeableConcept",
-                "CodeableConcept",
-            )?;
-            lost(
-                raw.value_string.is_some(),
-                "Observation.valueString",
-                "string",
-            )?;
+            lost(raw.value_quantity.is_some(), "Observation.valueQuantity", "Quantity")?;
+            lost(raw.value_integer.is_some(), "Observation.valueInteger", "integer")?;
+            lost(raw.value_codeable_concept.is_some(), "Observation.valueCodeableConcept", "CodeableConcept")?;
+            lost(raw.value_string.is_some(), "Observation.valueString", "string")?;
             None
         }
         Some(fr::ObservationValue::Quantity(q)) => {
             let q = quantity(q);
             let raw_value = raw.value_quantity.as_ref().and_then(|r| r.value.as_ref());
-            lost(
-                raw_value.is_some() && q.value.is_none(),
-                "Observation.valueQuantity.value",
-                "decimal",
-            )?;
+            lost(raw_value.is_some() && q.value.is_none(), "Observation.valueQuantity.value", "decimal")?;
             Some(Value::Quantity(q))
         }
         Some(fr::ObservationValue::Integer(i)) => Some(Value::Integer(i64::from(*i))),
@@ -263,25 +223,13 @@ pub fn condition(json: &str) -> Result<Condition, DecodeError> {
         Some(fr::ConditionOnset::DateTime(d)) => Some(date_time(d)),
         Some(fr::ConditionOnset::Period(p)) => {
             let rp_start = raw.onset_period.as_ref().and_then(|p| p.start.as_ref());
-            lost(
-                rp_start.is_some() && p.start.is_none(),
-                "Condition.onsetPeriod.start",
-                "dateTime",
-            )?;
+            lost(rp_start.is_some() && p.start.is_none(), "Condition.onsetPeriod.start", "dateTime")?;
             p.start.as_ref().map(date_time)
         }
         Some(_) => None,
         None => {
-            lost(
-                raw.onset_date_time.is_some(),
-                "Condition.onsetDateTime",
-                "dateTime",
-            )?;
-            lost(
-                raw.onset_period.is_some(),
-                "Condition.onsetPeriod",
-                "Period",
-            )?;
+            lost(raw.onset_date_time.is_some(), "Condition.onsetDateTime", "dateTime")?;
+            lost(raw.onset_period.is_some(), "Condition.onsetPeriod", "Period")?;
             None
         }
     };
@@ -329,16 +277,8 @@ pub fn patient(json: &str) -> Result<Patient, DecodeError> {
         Some(fr::PatientDeceased::Boolean(b)) => *b,
         Some(fr::PatientDeceased::DateTime(_)) => true,
         None => {
-            lost(
-                raw.deceased_date_time.is_some(),
-                "Patient.deceasedDateTime",
-                "dateTime",
-            )?;
-            lost(
-                raw.deceased_boolean.is_some(),
-                "Patient.deceasedBoolean",
-                "boolean",
-            )?;
+            lost(raw.deceased_date_time.is_some(), "Patient.deceasedDateTime", "dateTime")?;
+            lost(raw.deceased_boolean.is_some(), "Patient.deceasedBoolean", "boolean")?;
             false
         }
     };
@@ -357,10 +297,7 @@ pub fn patient(json: &str) -> Result<Patient, DecodeError> {
 pub fn validate_risk_assessment(json: &str) -> Result<(), DecodeError> {
     let ra: fr::RiskAssessment = typed_decode(json, "RiskAssessment")?;
     if ra.0.prediction.is_empty() {
-        return Err(DecodeError {
-            field: "RiskAssessment.prediction".into(),
-            message: "missing".into(),
-        });
+        return Err(DecodeError { field: "RiskAssessment.prediction".into(), message: "missing".into() });
     }
     Ok(())
 }
@@ -372,33 +309,18 @@ fn typed_decode<T: serde::de::DeserializeOwned>(json: &str, kind: &str) -> Resul
             // Errors are rare: only then pay for a second pass that tracks the path of the failure.
             let mut de = serde_json::Deserializer::from_str(json);
             let err = match serde_path_to_error::deserialize::<_, T>(&mut de) {
-                Ok(_) => {
-                    return Err(DecodeError {
-                        field: kind.to_string(),
-                        message: "not valid FHIR".into(),
-                    })
-                }
+                Ok(_) => return Err(DecodeError { field: kind.to_string(), message: "not valid FHIR".into() }),
                 Err(e) => e,
             };
             let path = err.path().to_string();
-            let field = if path == "." || path.is_empty() {
-                kind.to_string()
-            } else {
-                format!("{kind}.{path}")
-            };
-            Err(DecodeError {
-                field,
-                message: clean_serde_message(&err.inner().to_string()),
-            })
+            let field = if path == "." || path.is_empty() { kind.to_string() } else { format!("{kind}.{path}") };
+            Err(DecodeError { field, message: clean_serde_message(&err.inner().to_string()) })
         }
     }
 }
 
 fn keys<'a, T: Deserialize<'a>>(json: &'a str, kind: &str) -> Result<T, DecodeError> {
-    serde_json::from_str(json).map_err(|e| DecodeError {
-        field: kind.to_string(),
-        message: clean_serde_message(&e.to_string()),
-    })
+    serde_json::from_str(json).map_err(|e| DecodeError { field: kind.to_string(), message: clean_serde_message(&e.to_string()) })
 }
 
 /// serde messages end with "at line L column C", which means little for one resource cut out of a Bundle.
@@ -411,10 +333,7 @@ fn clean_serde_message(msg: &str) -> String {
 
 fn lost(lost: bool, field: &str, kind: &str) -> Result<(), DecodeError> {
     if lost {
-        Err(DecodeError {
-            field: field.to_string(),
-            message: format!("present but not a valid FHIR {kind}"),
-        })
+        Err(DecodeError { field: field.to_string(), message: format!("present but not a valid FHIR {kind}") })
     } else {
         Ok(())
     }
@@ -422,38 +341,19 @@ fn lost(lost: bool, field: &str, kind: &str) -> Result<(), DecodeError> {
 
 fn instant(i: &FInstant) -> Time {
     let t = i.0;
-    let ms = t
-        .unix_timestamp()
-        .saturating_mul(1000)
-        .saturating_add(i64::from(t.millisecond()));
-    Time {
-        epoch_ms: ms,
-        precision: Precision::Instant,
-    }
+    let ms = t.unix_timestamp().saturating_mul(1000).saturating_add(i64::from(t.millisecond()));
+    Time { epoch_ms: ms, precision: Precision::Instant }
 }
 
 fn date(d: &FDate) -> Time {
     use fhir_sdk::time::{Date as TDate, Month};
     let (day, precision) = match d {
-        FDate::Year(y) => (
-            TDate::from_calendar_date(*y, Month::January, 1).ok(),
-            Precision::Year,
-        ),
+        FDate::Year(y) => (TDate::from_calendar_date(*y, Month::January, 1).ok(), Precision::Year),
         FDate::YearMonth(y, m) => (TDate::from_calendar_date(*y, *m, 1).ok(), Precision::Month),
         FDate::Date(d) => (Some(*d), Precision::Day),
     };
-    let epoch_ms = day
-        .map(|d| {
-            d.midnight()
-                .assume_utc()
-                .unix_timestamp()
-                .saturating_mul(1000)
-        })
-        .unwrap_or(i64::MIN);
-    Time {
-        epoch_ms,
-        precision,
-    }
+    let epoch_ms = day.map(|d| d.midnight().assume_utc().unix_timestamp().saturating_mul(1000)).unwrap_or(i64::MIN);
+    Time { epoch_ms, precision }
 }
 
 fn date_time(d: &FDateTime) -> Time {
@@ -466,40 +366,24 @@ fn date_time(d: &FDateTime) -> Time {
 fn meta(m: Option<&ft::Meta>) -> Meta {
     match m {
         None => Meta::default(),
-        Some(m) => Meta {
-            version_id: m.version_id.clone(),
-            last_updated: m.last_updated.as_ref().map(instant),
-        },
+        Some(m) => Meta { version_id: m.version_id.clone(), last_updated: m.last_updated.as_ref().map(instant) },
     }
 }
 
 fn coding(c: &ft::Coding) -> Coding {
-    Coding {
-        system: c.system.clone(),
-        code: c.code.clone(),
-        display: c.display.clone(),
-    }
+    Coding { system: c.system.clone(), code: c.code.clone(), display: c.display.clone() }
 }
 
 fn concept(c: &ft::CodeableConcept) -> Concept {
-    Concept {
-        codings: c.coding.iter().flatten().map(coding).collect(),
-        text: c.text.clone(),
-    }
+    Concept { codings: c.coding.iter().flatten().map(coding).collect(), text: c.text.clone() }
 }
 
 fn identifier(i: &ft::Identifier) -> Identifier {
-    Identifier {
-        system: i.system.clone(),
-        value: i.value.clone(),
-    }
+    Identifier { system: i.system.clone(), value: i.value.clone() }
 }
 
 fn reference(r: &ft::Reference) -> Reference {
-    Reference {
-        reference: r.reference.clone(),
-        identifier: r.identifier.as_ref().map(identifier),
-    }
+    Reference { reference: r.reference.clone(), identifier: r.identifier.as_ref().map(identifier) }
 }
 
 fn quantity(q: &ft::Quantity) -> Quantity {

@@ -63,9 +63,7 @@ pub struct RecordReport {
 
 impl RecordReport {
     pub fn rejected(&self) -> impl Iterator<Item = &ResourceReport> {
-        self.resources
-            .iter()
-            .filter(|r| matches!(r.outcome, Outcome::Rejected(..)))
+        self.resources.iter().filter(|r| matches!(r.outcome, Outcome::Rejected(..)))
     }
 }
 
@@ -82,13 +80,7 @@ pub struct Engine {
 
 impl Engine {
     pub fn new(vocab: Vocabulary, decode: DecodeOptions, pseudonyms: Pseudonymizer) -> Self {
-        Engine {
-            vocab,
-            decode,
-            pseudonyms,
-            model: None,
-            policy: PolicyConfig::default(),
-        }
+        Engine { vocab, decode, pseudonyms, model: None, policy: PolicyConfig::default() }
     }
 
     pub fn with_model(mut self, model: Model, policy: PolicyConfig) -> Self {
@@ -100,18 +92,9 @@ impl Engine {
     /// Decodes one record and applies its events to `states`, scoring and alerting after each applied
     /// event. `arrival` is the record's arrival time (Kafka timestamp, or replay's `--arrival-time`), used
     /// only to suppress alerts for backfilled events.
-    pub fn process(
-        &self,
-        states: &mut States,
-        bytes: &[u8],
-        record_key: Option<&PatientKey>,
-        arrival: Option<EventTime>,
-    ) -> RecordReport {
+    pub fn process(&self, states: &mut States, bytes: &[u8], record_key: Option<&PatientKey>, arrival: Option<EventTime>) -> RecordReport {
         let decoded = decode_record(bytes, &self.vocab, &self.decode, record_key);
-        let mut report = RecordReport {
-            resources: Vec::with_capacity(decoded.len()),
-            ..RecordReport::default()
-        };
+        let mut report = RecordReport { resources: Vec::with_capacity(decoded.len()), ..RecordReport::default() };
         for d in decoded {
             let outcome = match d.decoded {
                 Decoded::Ignored(r, m) => Outcome::Ignored(r, m),
@@ -119,18 +102,11 @@ impl Engine {
                 Decoded::Event(ev) if record_key.is_some_and(|k| *k != ev.patient) => {
                     // A keyed record must be about its key's patient, or partitions would disagree on where a
                     // patient's state lives.
-                    Outcome::Rejected(
-                        RejectReason::NoPatient,
-                        "the resource's patient differs from the record key".into(),
-                    )
+                    Outcome::Rejected(RejectReason::NoPatient, "the resource's patient differs from the record key".into())
                 }
                 Decoded::Event(ev) => self.apply_event(states, &ev, arrival, &mut report),
             };
-            report.resources.push(ResourceReport {
-                entry: d.entry,
-                resource_type: d.resource_type,
-                outcome,
-            });
+            report.resources.push(ResourceReport { entry: d.entry, resource_type: d.resource_type, outcome });
         }
         report.changed.sort();
         report.changed.dedup();
@@ -138,41 +114,20 @@ impl Engine {
     }
 
     /// Applies one decoded event: state, then (with a model) rescoring and the alert policy.
-    pub fn apply_event(
-        &self,
-        states: &mut States,
-        ev: &ClinicalEvent,
-        arrival: Option<EventTime>,
-        report: &mut RecordReport,
-    ) -> Outcome {
-        let state = states
-            .entry(ev.patient.clone())
-            .or_insert_with(|| PatientState::new(ev.patient.clone()));
+    pub fn apply_event(&self, states: &mut States, ev: &ClinicalEvent, arrival: Option<EventTime>, report: &mut RecordReport) -> Outcome {
+        let state = states.entry(ev.patient.clone()).or_insert_with(|| PatientState::new(ev.patient.clone()));
         match state.apply(ev) {
             ApplyResult::Applied => {
                 report.changed.push(ev.patient.clone());
                 self.after_apply(state, ev, arrival, report);
                 Outcome::Applied
             }
-            ApplyResult::Ignored(r) => Outcome::Ignored(
-                r,
-                format!(
-                    "{} {}",
-                    ev.resource.kind.as_str(),
-                    r.code().replace('_', " ")
-                ),
-            ),
+            ApplyResult::Ignored(r) => Outcome::Ignored(r, format!("{} {}", ev.resource.kind.as_str(), r.code().replace('_', " "))),
         }
     }
 
     /// Rescoring and the alert policy after one applied event.
-    fn after_apply(
-        &self,
-        state: &mut PatientState,
-        ev: &ClinicalEvent,
-        arrival: Option<EventTime>,
-        report: &mut RecordReport,
-    ) {
+    fn after_apply(&self, state: &mut PatientState, ev: &ClinicalEvent, arrival: Option<EventTime>, report: &mut RecordReport) {
         let Some(model) = &self.model else { return };
         let pseudonym = self.pseudonyms.pseudonym(&state.key);
         if ev.fact == Fact::Retraction {
@@ -186,12 +141,7 @@ impl Engine {
         let fv = compute(state, &self.vocab, as_of);
         let score = model.score(&fv);
         let decision = policy::step(&mut state.policy, &self.policy, as_of, score.probability);
-        let missing_mask = fv
-            .values
-            .iter()
-            .enumerate()
-            .filter(|(_, v)| v.is_none())
-            .fold(0u64, |m, (i, _)| m | (1u64 << (i % 64)));
+        let missing_mask = fv.values.iter().enumerate().filter(|(_, v)| v.is_none()).fold(0u64, |m, (i, _)| m | (1u64 << (i % 64)));
         report.scores.push(ScoreLine {
             pseudonym: pseudonym.to_string(),
             as_of,
@@ -205,39 +155,23 @@ impl Engine {
         let mut basis_hashes: Vec<u32> = Vec::new();
         let trigger = res_hash(&ev.resource);
         let points = state.points();
-        if points
-            .iter()
-            .any(|p| p.res == trigger && top.iter().any(|f| is_evidence(*f, &p.kind, &self.vocab)))
-        {
+        if points.iter().any(|p| p.res == trigger && top.iter().any(|f| is_evidence(*f, &p.kind, &self.vocab))) {
             basis_hashes.push(trigger);
         }
         for f in &top {
-            if let Some(p) = points
-                .iter()
-                .rev()
-                .find(|p| p.time <= as_of && is_evidence(*f, &p.kind, &self.vocab))
-            {
+            if let Some(p) = points.iter().rev().find(|p| p.time <= as_of && is_evidence(*f, &p.kind, &self.vocab)) {
                 if !basis_hashes.contains(&p.res) {
                     basis_hashes.push(p.res);
                 }
             }
         }
-        policy::record(
-            &mut state.policy,
-            tier,
-            as_of,
-            score.probability,
-            basis_hashes.clone(),
-        );
+        policy::record(&mut state.policy, tier, as_of, score.probability, basis_hashes.clone());
         let lag = arrival.map(|a| a.days_since(ev.time.unwrap_or(as_of)));
         if lag.is_some_and(|l| l > self.policy.max_event_lag_days as f64) {
             report.suppressed += 1;
             return;
         }
-        let basis: Vec<String> = basis_hashes
-            .iter()
-            .filter_map(|h| state.reference_of(*h).map(str::to_string))
-            .collect();
+        let basis: Vec<String> = basis_hashes.iter().filter_map(|h| state.reference_of(*h).map(str::to_string)).collect();
         let reasons: Vec<String> = top.iter().map(|f| sentence(*f, &fv)).collect();
         let id = alert_id(&pseudonym, decision.episode, tier);
         let content = AlertContent {
@@ -254,16 +188,7 @@ impl Engine {
             notes: &reasons,
         };
         let json = risk_assessment(&content).to_string();
-        report.alerts.push(Alert {
-            id,
-            pseudonym,
-            tier,
-            probability: score.probability,
-            time: as_of,
-            withdrawn: false,
-            reasons,
-            json,
-        });
+        report.alerts.push(Alert { id, pseudonym, tier, probability: score.probability, time: as_of, withdrawn: false, reasons, json });
     }
 
     /// Withdraws the issued alerts whose evidence a retraction removed, when a re-score at the alert's time
@@ -276,14 +201,8 @@ impl Engine {
         pseudonym: &super::identity::Pseudonym,
         report: &mut RecordReport,
     ) {
-        let candidates: Vec<usize> = state
-            .policy
-            .alerts
-            .iter()
-            .enumerate()
-            .filter(|(_, a)| !a.withdrawn && a.basis.contains(&retracted))
-            .map(|(i, _)| i)
-            .collect();
+        let candidates: Vec<usize> =
+            state.policy.alerts.iter().enumerate().filter(|(_, a)| !a.withdrawn && a.basis.contains(&retracted)).map(|(i, _)| i).collect();
         for i in candidates {
             let (tier, episode, time) = {
                 let a = &state.policy.alerts[i];
@@ -297,7 +216,12 @@ impl Engine {
             }
             state.policy.alerts[i].withdrawn = true;
             let id = alert_id(pseudonym, episode, tier);
-            let reasons = vec![format!("withdrawn: the evidence was retracted and the risk re-scored at {} is {:.2}, under the {} tier", time.to_date(), p, tier_name(tier))];
+            let reasons = vec![format!(
+                "withdrawn: the evidence was retracted and the risk re-scored at {} is {:.2}, under the {} tier",
+                time.to_date(),
+                p,
+                tier_name(tier)
+            )];
             let content = AlertContent {
                 id: &id,
                 withdrawn: true,
@@ -312,16 +236,7 @@ impl Engine {
                 notes: &reasons,
             };
             let json = risk_assessment(&content).to_string();
-            report.alerts.push(Alert {
-                id,
-                pseudonym: pseudonym.clone(),
-                tier,
-                probability: p,
-                time,
-                withdrawn: true,
-                reasons,
-                json,
-            });
+            report.alerts.push(Alert { id, pseudonym: pseudonym.clone(), tier, probability: p, time, withdrawn: true, reasons, json });
         }
     }
 }

@@ -29,11 +29,7 @@ impl Comparator {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Fact {
     /// A numeric value of a series, in the series' canonical unit.
-    Measurement {
-        series: SeriesId,
-        value: f64,
-        comparator: Option<Comparator>,
-    },
+    Measurement { series: SeriesId, value: f64, comparator: Option<Comparator> },
     /// A stage group (1–4), T (0–4), N (0–3) or M (0–1) category.
     Stage { axis: StageAxis, value: u8 },
     /// ECOG performance status 0–5.
@@ -49,11 +45,7 @@ pub enum Fact {
     /// An imaging study, by modality group.
     Imaging(Vec<ImagingGroup>),
     /// Patient demographics (timeless).
-    Demographics {
-        birth: Option<EventTime>,
-        female: Option<bool>,
-        deceased: bool,
-    },
+    Demographics { birth: Option<EventTime>, female: Option<bool>, deceased: bool },
     /// Removes what the named resource contributed (entered-in-error, refuted, DELETE).
     Retraction,
 }

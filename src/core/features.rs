@@ -101,10 +101,7 @@ pub struct FeatureVector {
 
 impl FeatureVector {
     pub fn get(&self, name: &str) -> Option<f64> {
-        NAMES
-            .iter()
-            .position(|n| *n == name)
-            .and_then(|i| self.values[i])
+        NAMES.iter().position(|n| *n == name).and_then(|i| self.values[i])
     }
 }
 
@@ -125,22 +122,15 @@ impl Builder {
 
 /// Computes the feature vector of `state` as of `as_of` (only points at or before it count).
 pub fn compute(state: &PatientState, vocab: &Vocabulary, as_of: EventTime) -> FeatureVector {
-    let mut b = Builder {
-        values: [None; N_FEATURES],
-    };
+    let mut b = Builder { values: [None; N_FEATURES] };
     let pts: Vec<&Point> = state.points_until(as_of).collect();
     let days_ago = |t: EventTime| as_of.days_since(t);
 
     b.set("age", state.age_at(as_of));
-    b.set(
-        "female",
-        state.demographics.female.map(|f| if f { 1.0 } else { 0.0 }),
-    );
+    b.set("female", state.demographics.female.map(|f| if f { 1.0 } else { 0.0 }));
     let primary = state.primary(as_of);
     for site in Site::ALL {
-        let on = primary
-            .map(|(s, _)| if s == site { 1.0 } else { 0.0 })
-            .unwrap_or(0.0);
+        let on = primary.map(|(s, _)| if s == site { 1.0 } else { 0.0 }).unwrap_or(0.0);
         b.set(&format!("site_{}", site.as_str()), Some(on));
     }
     let last_stage = |axis: StageAxis| {
@@ -176,26 +166,16 @@ pub fn compute(state: &PatientState, vocab: &Vocabulary, as_of: EventTime) -> Fe
             let uln = s.uln.unwrap_or(1.0);
             if let Some(&(t_last, last)) = pts_m.last() {
                 b.set("marker_last_uln", Some(last / uln));
-                let nadir = pts_m
-                    .iter()
-                    .map(|(_, v)| *v)
-                    .chain(state.dropped_min(id).map(f64::from))
-                    .fold(f64::INFINITY, f64::min);
+                let nadir = pts_m.iter().map(|(_, v)| *v).chain(state.dropped_min(id).map(f64::from)).fold(f64::INFINITY, f64::min);
                 b.set("marker_last_nadir", (nadir > 0.0).then(|| last / nadir));
-                let recent: Vec<(f64, f64)> = pts_m
-                    .iter()
-                    .filter(|(t, v)| days_ago(*t) <= 90.0 && *v > 0.0)
-                    .map(|(t, v)| (-days_ago(*t), v.ln()))
-                    .collect();
+                let recent: Vec<(f64, f64)> =
+                    pts_m.iter().filter(|(t, v)| days_ago(*t) <= 90.0 && *v > 0.0).map(|(t, v)| (-days_ago(*t), v.ln())).collect();
                 b.set("marker_log_slope_30d", slope(&recent).map(|s| s * 30.0));
                 let above = pts_m.iter().rev().take(3).filter(|(_, v)| *v > uln).count();
                 b.set("marker_above_uln_last3", Some(above as f64));
                 b.set("marker_days_since", Some(days_ago(t_last)));
             }
-            b.set(
-                "marker_missing",
-                Some(if pts_m.is_empty() { 1.0 } else { 0.0 }),
-            );
+            b.set("marker_missing", Some(if pts_m.is_empty() { 1.0 } else { 0.0 }));
         }
         None => b.set("marker_missing", Some(1.0)),
     }
@@ -211,50 +191,28 @@ pub fn compute(state: &PatientState, vocab: &Vocabulary, as_of: EventTime) -> Fe
         if let Some(&(_, last)) = p.last() {
             any_lab = true;
             b.set(&format!("{key}_uln"), Some(last / uln));
-            b.set(
-                &format!("{key}_change_180d"),
-                change(&p, as_of, 180.0).map(|d| d / uln),
-            );
+            b.set(&format!("{key}_change_180d"), change(&p, as_of, 180.0).map(|d| d / uln));
         }
     }
     b.set("labs_missing", Some(if any_lab { 0.0 } else { 1.0 }));
     if let Some(id) = vocab.series_by_key("calcium") {
         let p = series(&pts, id);
         b.set("calcium_last", p.last().map(|(_, v)| *v));
-        b.set(
-            "calcium_max_90d",
-            p.iter()
-                .filter(|(t, _)| days_ago(*t) <= 90.0)
-                .map(|(_, v)| *v)
-                .reduce(f64::max),
-        );
+        b.set("calcium_max_90d", p.iter().filter(|(t, _)| days_ago(*t) <= 90.0).map(|(_, v)| *v).reduce(f64::max));
     }
-    let last_of = |key: &str| {
-        vocab
-            .series_by_key(key)
-            .and_then(|id| series(&pts, id).last().map(|(_, v)| *v))
-    };
+    let last_of = |key: &str| vocab.series_by_key(key).and_then(|id| series(&pts, id).last().map(|(_, v)| *v));
     b.set("albumin_last", last_of("albumin"));
     b.set("haemoglobin_last", last_of("haemoglobin"));
     if let Some(id) = vocab.series_by_key("haemoglobin") {
-        b.set(
-            "haemoglobin_change_180d",
-            change(&series(&pts, id), as_of, 180.0),
-        );
+        b.set("haemoglobin_change_180d", change(&series(&pts, id), as_of, 180.0));
     }
     b.set("platelets_last", last_of("platelets"));
     b.set("bmi_last", last_of("bmi"));
     if let Some(id) = vocab.series_by_key("weight") {
         let p = series(&pts, id);
-        for (name, window) in [
-            ("weight_change_pct_90d", 90.0),
-            ("weight_change_pct_180d", 180.0),
-        ] {
+        for (name, window) in [("weight_change_pct_90d", 90.0), ("weight_change_pct_180d", 180.0)] {
             let pct = change(&p, as_of, window).and_then(|d| {
-                let first = p
-                    .iter()
-                    .find(|(t, _)| days_ago(*t) <= window)
-                    .map(|(_, v)| *v)?;
+                let first = p.iter().find(|(t, _)| days_ago(*t) <= window).map(|(_, v)| *v)?;
                 (first > 0.0).then(|| 100.0 * d / first)
             });
             b.set(name, pct);
@@ -278,42 +236,21 @@ pub fn compute(state: &PatientState, vocab: &Vocabulary, as_of: EventTime) -> Fe
             _ => None,
         })
         .collect();
-    let count = |pred: &dyn Fn(f64, u8) -> bool| {
-        studies.iter().filter(|(d, bits)| pred(*d, *bits)).count() as f64
-    };
-    b.set(
-        "ct_mr_studies_90d",
-        Some(count(&|d, bits| d <= 90.0 && bits & 1 != 0)),
-    );
-    b.set(
-        "pet_nm_studies_90d",
-        Some(count(&|d, bits| d <= 90.0 && bits & 2 != 0)),
-    );
+    let count = |pred: &dyn Fn(f64, u8) -> bool| studies.iter().filter(|(d, bits)| pred(*d, *bits)).count() as f64;
+    b.set("ct_mr_studies_90d", Some(count(&|d, bits| d <= 90.0 && bits & 1 != 0)));
+    b.set("pet_nm_studies_90d", Some(count(&|d, bits| d <= 90.0 && bits & 2 != 0)));
     let n90 = count(&|d, _| d <= 90.0);
     let prior = count(&|d, _| d > 90.0 && d <= 455.0);
-    b.set(
-        "imaging_rate_ratio",
-        Some(n90 / (1.0 + prior * 90.0 / 365.0)),
-    );
+    b.set("imaging_rate_ratio", Some(n90 / (1.0 + prior * 90.0 / 365.0)));
     b.set("imaging_days_since", studies.last().map(|(d, _)| *d));
-    b.set(
-        "imaging_missing",
-        Some(if studies.is_empty() { 1.0 } else { 0.0 }),
-    );
+    b.set("imaging_missing", Some(if studies.is_empty() { 1.0 } else { 0.0 }));
 
     // Findings in 90 days by group; pathological fracture ever.
     for g in FindingGroup::ALL {
-        let n = pts
-            .iter()
-            .filter(|p| {
-                matches!(p.kind, PointKind::Finding(x) if x == g) && days_ago(p.time) <= 90.0
-            })
-            .count() as f64;
+        let n = pts.iter().filter(|p| matches!(p.kind, PointKind::Finding(x) if x == g) && days_ago(p.time) <= 90.0).count() as f64;
         match g {
             FindingGroup::Fracture => {
-                let ever = pts
-                    .iter()
-                    .any(|p| matches!(p.kind, PointKind::Finding(FindingGroup::Fracture)));
+                let ever = pts.iter().any(|p| matches!(p.kind, PointKind::Finding(FindingGroup::Fracture)));
                 b.set("pathological_fracture", Some(if ever { 1.0 } else { 0.0 }));
             }
             _ => b.set(&format!("findings_{}_90d", group_name(g)), Some(n)),
@@ -321,21 +258,12 @@ pub fn compute(state: &PatientState, vocab: &Vocabulary, as_of: EventTime) -> Fe
     }
 
     // Activity.
-    b.set(
-        "events_30d",
-        Some(pts.iter().filter(|p| days_ago(p.time) <= 30.0).count() as f64),
-    );
+    b.set("events_30d", Some(pts.iter().filter(|p| days_ago(p.time) <= 30.0).count() as f64));
     let latest = pts.last().map(|p| p.time);
     let previous = latest.and_then(|l| pts.iter().rev().find(|p| p.time < l).map(|p| p.time));
-    b.set(
-        "days_since_previous_event",
-        previous.map(|t| days_ago(t) * DAY),
-    );
+    b.set("days_since_previous_event", previous.map(|t| days_ago(t) * DAY));
 
-    FeatureVector {
-        as_of,
-        values: b.values,
-    }
+    FeatureVector { as_of, values: b.values }
 }
 
 fn group_name(g: FindingGroup) -> &'static str {
@@ -353,9 +281,7 @@ fn group_name(g: FindingGroup) -> &'static str {
 fn series(pts: &[&Point], id: SeriesId) -> Vec<(EventTime, f64)> {
     pts.iter()
         .filter_map(|p| match p.kind {
-            PointKind::Measurement { series, value, .. } if series == id => {
-                Some((p.time, f64::from(value)))
-            }
+            PointKind::Measurement { series, value, .. } if series == id => Some((p.time, f64::from(value))),
             _ => None,
         })
         .collect()
@@ -363,10 +289,7 @@ fn series(pts: &[&Point], id: SeriesId) -> Vec<(EventTime, f64)> {
 
 /// Last value minus the earliest value within `window` days of `as_of` (needs two points in the window).
 fn change(p: &[(EventTime, f64)], as_of: EventTime, window: f64) -> Option<f64> {
-    let inside: Vec<&(EventTime, f64)> = p
-        .iter()
-        .filter(|(t, _)| as_of.days_since(*t) <= window)
-        .collect();
+    let inside: Vec<&(EventTime, f64)> = p.iter().filter(|(t, _)| as_of.days_since(*t) <= window).collect();
     match (inside.first(), inside.last()) {
         (Some(a), Some(b)) if inside.len() >= 2 => Some(b.1 - a.1),
         _ => None,

@@ -64,8 +64,7 @@ pub struct Pseudonymizer {
 impl Pseudonymizer {
     pub fn new(key: &[u8]) -> Self {
         // HMAC accepts keys of any length, so this cannot fail.
-        let mac = <Hmac<Sha256> as Mac>::new_from_slice(key)
-            .unwrap_or_else(|_| unreachable!("HMAC takes any key length"));
+        let mac = <Hmac<Sha256> as Mac>::new_from_slice(key).unwrap_or_else(|_| unreachable!("HMAC takes any key length"));
         Pseudonymizer { mac }
     }
     pub fn pseudonym(&self, key: &PatientKey) -> Pseudonym {
@@ -105,12 +104,7 @@ impl EventTime {
         let days = secs.div_euclid(86_400);
         let sod = secs.rem_euclid(86_400);
         let (y, m, d) = civil_from_days(days);
-        format!(
-            "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-            sod / 3600,
-            (sod % 3600) / 60,
-            sod % 60
-        )
+        format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", sod / 3600, (sod % 3600) / 60, sod % 60)
     }
     /// `YYYY-MM-DD` in UTC.
     pub fn to_date(self) -> String {
@@ -121,9 +115,7 @@ impl EventTime {
     pub fn parse_utc(s: &str) -> Option<EventTime> {
         let b = s.as_bytes();
         let num = |r: std::ops::Range<usize>| -> Option<i64> {
-            s.get(r)
-                .filter(|x| x.bytes().all(|c| c.is_ascii_digit()))
-                .and_then(|x| x.parse().ok())
+            s.get(r).filter(|x| x.bytes().all(|c| c.is_ascii_digit())).and_then(|x| x.parse().ok())
         };
         if b.len() != 10 && !(b.len() == 20 && b[10] == b'T' && b[19] == b'Z') {
             return None;
@@ -243,12 +235,10 @@ impl ResourceVersion {
     /// Order of two versions of one resource; `None` means "treat as newer" (arrival order).
     pub fn compare(&self, applied: &ResourceVersion) -> Option<Ordering> {
         match (self, applied) {
-            (ResourceVersion::Id(a), ResourceVersion::Id(b)) => {
-                match (a.parse::<u64>(), b.parse::<u64>()) {
-                    (Ok(x), Ok(y)) => Some(x.cmp(&y)),
-                    _ => Some(a.cmp(b)),
-                }
-            }
+            (ResourceVersion::Id(a), ResourceVersion::Id(b)) => match (a.parse::<u64>(), b.parse::<u64>()) {
+                (Ok(x), Ok(y)) => Some(x.cmp(&y)),
+                _ => Some(a.cmp(b)),
+            },
             (ResourceVersion::Updated(a), ResourceVersion::Updated(b)) => Some(a.cmp(b)),
             _ => None,
         }
@@ -295,8 +285,7 @@ pub fn parse_reference(r: &str) -> RefTarget {
     }
     let ty = segs[segs.len() - 2];
     let id = segs[segs.len() - 1];
-    let type_like = ty.chars().next().is_some_and(|c| c.is_ascii_uppercase())
-        && ty.chars().all(|c| c.is_ascii_alphanumeric());
+    let type_like = ty.chars().next().is_some_and(|c| c.is_ascii_uppercase()) && ty.chars().all(|c| c.is_ascii_alphanumeric());
     if !type_like || !valid_id(id) {
         return RefTarget::Unusable;
     }
@@ -308,11 +297,7 @@ pub fn parse_reference(r: &str) -> RefTarget {
 }
 
 fn valid_id(id: &str) -> bool {
-    !id.is_empty()
-        && id.len() <= 64
-        && id
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
+    !id.is_empty() && id.len() <= 64 && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
 }
 
 #[cfg(test)]
@@ -321,19 +306,10 @@ mod tests {
 
     #[test]
     fn references_normalise_to_patient_key() {
-        assert_eq!(
-            parse_reference("Patient/123"),
-            RefTarget::Patient("123".into())
-        );
-        assert_eq!(
-            parse_reference("https://h.example/fhir/Patient/123/_history/4"),
-            RefTarget::Patient("123".into())
-        );
+        assert_eq!(parse_reference("Patient/123"), RefTarget::Patient("123".into()));
+        assert_eq!(parse_reference("https://h.example/fhir/Patient/123/_history/4"), RefTarget::Patient("123".into()));
         assert_eq!(parse_reference("Group/7"), RefTarget::Other("Group".into()));
-        assert_eq!(
-            parse_reference("urn:uuid:abc"),
-            RefTarget::Urn("urn:uuid:abc".into())
-        );
+        assert_eq!(parse_reference("urn:uuid:abc"), RefTarget::Urn("urn:uuid:abc".into()));
         assert_eq!(parse_reference("#p1"), RefTarget::Unusable);
     }
 

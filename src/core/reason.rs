@@ -58,14 +58,8 @@ impl IgnoreReason {
 }
 
 impl RejectReason {
-    pub const ALL: [RejectReason; 6] = [
-        Self::InvalidJson,
-        Self::InvalidFhir,
-        Self::NoPatient,
-        Self::NoEventTime,
-        Self::TooLarge,
-        Self::TooDeep,
-    ];
+    pub const ALL: [RejectReason; 6] =
+        [Self::InvalidJson, Self::InvalidFhir, Self::NoPatient, Self::NoEventTime, Self::TooLarge, Self::TooDeep];
     pub fn code(self) -> &'static str {
         match self {
             Self::InvalidJson => "invalid_json",
@@ -143,16 +137,8 @@ impl Tally {
         m.insert("records".into(), self.records.into());
         m.insert("resources".into(), self.resources.into());
         m.insert("applied".into(), self.applied.into());
-        let ig: serde_json::Map<_, _> = self
-            .ignored
-            .iter()
-            .map(|(r, n)| (r.code().to_string(), (*n).into()))
-            .collect();
-        let rj: serde_json::Map<_, _> = self
-            .rejected
-            .iter()
-            .map(|(r, n)| (r.code().to_string(), (*n).into()))
-            .collect();
+        let ig: serde_json::Map<_, _> = self.ignored.iter().map(|(r, n)| (r.code().to_string(), (*n).into())).collect();
+        let rj: serde_json::Map<_, _> = self.rejected.iter().map(|(r, n)| (r.code().to_string(), (*n).into())).collect();
         m.insert("ignored".into(), ig.into());
         m.insert("rejected".into(), rj.into());
         m

@@ -199,26 +199,15 @@ pub fn res_hash(r: &ResourceId) -> u32 {
 
 fn point_kind(f: &Fact) -> Option<PointKind> {
     Some(match f {
-        Fact::Measurement {
-            series,
-            value,
-            comparator,
-        } => {
+        Fact::Measurement { series, value, comparator } => {
             let bound = match comparator {
                 None => 0,
                 Some(Comparator::Less | Comparator::LessOrEqual) => -1,
                 Some(Comparator::Greater | Comparator::GreaterOrEqual) => 1,
             };
-            PointKind::Measurement {
-                series: *series,
-                value: *value as f32,
-                bound,
-            }
+            PointKind::Measurement { series: *series, value: *value as f32, bound }
         }
-        Fact::Stage { axis, value } => PointKind::Stage {
-            axis: *axis,
-            value: *value,
-        },
+        Fact::Stage { axis, value } => PointKind::Stage { axis: *axis, value: *value },
         Fact::Ecog(v) => PointKind::Ecog(*v),
         Fact::Primary(s) => PointKind::Primary(*s),
         Fact::NotEligible => PointKind::NotEligible,
@@ -259,10 +248,7 @@ impl PatientState {
 
     /// Minimum value of a series among dropped points.
     pub fn dropped_min(&self, s: SeriesId) -> Option<f32> {
-        self.dropped_min
-            .iter()
-            .find(|(id, _)| *id == s)
-            .map(|(_, v)| *v)
+        self.dropped_min.iter().find(|(id, _)| *id == s).map(|(_, v)| *v)
     }
 
     /// Applies one event; see the module docs for the rules.
@@ -278,20 +264,13 @@ impl PatientState {
             .iter()
             .find(|p| p.res == res)
             .map(|p| (p.version, true))
-            .or_else(|| {
-                self.tombstones
-                    .iter()
-                    .find(|t| t.res == res)
-                    .map(|t| (t.version, false))
-            });
+            .or_else(|| self.tombstones.iter().find(|t| t.res == res).map(|t| (t.version, false)));
         if let Some((applied_version, live)) = applied {
             match version.compare(applied_version) {
                 Some(Ordering::Equal) => return ApplyResult::Ignored(IgnoreReason::Duplicate),
                 Some(Ordering::Less) => return ApplyResult::Ignored(IgnoreReason::StaleVersion),
                 // A retraction without a version of its own blocks whatever arrives for it later.
-                None if !live && applied_version == VersionStamp::Arrival => {
-                    return ApplyResult::Ignored(IgnoreReason::StaleVersion)
-                }
+                None if !live && applied_version == VersionStamp::Arrival => return ApplyResult::Ignored(IgnoreReason::StaleVersion),
                 _ => {}
             }
         }
@@ -313,15 +292,8 @@ impl PatientState {
                 let Some(time) = ev.time else {
                     return ApplyResult::Ignored(IgnoreReason::NoValue);
                 };
-                let p = Point {
-                    time,
-                    res,
-                    version,
-                    kind,
-                };
-                let at = self
-                    .points
-                    .partition_point(|q| (q.time, q.res) < (p.time, p.res));
+                let p = Point { time, res, version, kind };
+                let at = self.points.partition_point(|q| (q.time, q.res) < (p.time, p.res));
                 self.points.insert(at, p);
                 self.enforce_bounds(kind);
                 self.recent.retain(|(r, _)| *r != res);
@@ -345,24 +317,10 @@ impl PatientState {
             }
         }
         match &ev.fact {
-            Fact::Demographics {
-                birth,
-                female,
-                deceased,
-            } => {
-                self.demographics = Demographics {
-                    birth: *birth,
-                    female: *female,
-                    deceased: *deceased,
-                    version: Some(version),
-                };
+            Fact::Demographics { birth, female, deceased } => {
+                self.demographics = Demographics { birth: *birth, female: *female, deceased: *deceased, version: Some(version) };
             }
-            Fact::Retraction => {
-                self.demographics = Demographics {
-                    version: Some(version),
-                    ..Demographics::default()
-                }
-            }
+            Fact::Retraction => self.demographics = Demographics { version: Some(version), ..Demographics::default() },
             _ => {}
         }
         ApplyResult::Applied
@@ -372,11 +330,7 @@ impl PatientState {
     fn enforce_bounds(&mut self, kind: PointKind) {
         let bucket = kind.bucket();
         let cap = kind.cap();
-        let count = self
-            .points
-            .iter()
-            .filter(|p| p.kind.bucket() == bucket)
-            .count();
+        let count = self.points.iter().filter(|p| p.kind.bucket() == bucket).count();
         if count <= cap {
             return;
         }
@@ -403,10 +357,7 @@ impl PatientState {
 
     /// The reference (`Type/id`) of a retained resource, when it is among the latest few.
     pub fn reference_of(&self, res: u32) -> Option<&str> {
-        self.recent
-            .iter()
-            .find(|(r, _)| *r == res)
-            .map(|(_, id)| id.as_str())
+        self.recent.iter().find(|(r, _)| *r == res).map(|(_, id)| id.as_str())
     }
 
     /// Points at or before `as_of`, oldest first.
@@ -429,14 +380,8 @@ impl PatientState {
                 matches!(
                     p.kind,
                     PointKind::Metastasis
-                        | PointKind::Stage {
-                            axis: StageAxis::M,
-                            value: 1
-                        }
-                        | PointKind::Stage {
-                            axis: StageAxis::Group,
-                            value: 4
-                        }
+                        | PointKind::Stage { axis: StageAxis::M, value: 1 }
+                        | PointKind::Stage { axis: StageAxis::Group, value: 4 }
                 )
             })
             .map(|p| p.time)
@@ -479,9 +424,7 @@ impl PatientState {
 pub enum StateError {
     #[error("state record is empty")]
     Empty,
-    #[error(
-        "state format version {0} is not readable by this build (it reads {STATE_FORMAT_VERSION})"
-    )]
+    #[error("state format version {0} is not readable by this build (it reads {STATE_FORMAT_VERSION})")]
     Version(u8),
     #[error("state record is corrupt: {0}")]
     Corrupt(String),

@@ -27,14 +27,7 @@ pub enum Site {
 }
 
 impl Site {
-    pub const ALL: [Site; 6] = [
-        Site::Breast,
-        Site::Colorectal,
-        Site::Lung,
-        Site::Prostate,
-        Site::Melanoma,
-        Site::Other,
-    ];
+    pub const ALL: [Site; 6] = [Site::Breast, Site::Colorectal, Site::Lung, Site::Prostate, Site::Melanoma, Site::Other];
     pub fn as_str(self) -> &'static str {
         match self {
             Site::Breast => "breast",
@@ -60,14 +53,7 @@ pub enum FindingGroup {
 }
 
 impl FindingGroup {
-    pub const ALL: [FindingGroup; 6] = [
-        Self::Bone,
-        Self::Neuro,
-        Self::Hepatic,
-        Self::Respiratory,
-        Self::Constitutional,
-        Self::Fracture,
-    ];
+    pub const ALL: [FindingGroup; 6] = [Self::Bone, Self::Neuro, Self::Hepatic, Self::Respiratory, Self::Constitutional, Self::Fracture];
 }
 
 /// Imaging modality groups.
@@ -219,11 +205,7 @@ pub enum VocabularyError {
     #[error("vocabulary: unsupported format version {0} (this build reads version 1)")]
     Version(u32),
     #[error("vocabulary: {list} entry {code}: {problem}")]
-    Entry {
-        list: &'static str,
-        code: String,
-        problem: String,
-    },
+    Entry { list: &'static str, code: String, problem: String },
 }
 
 impl Vocabulary {
@@ -232,8 +214,7 @@ impl Vocabulary {
     }
 
     pub fn from_toml(text: &str) -> Result<Self, VocabularyError> {
-        let f: VocabularyFile =
-            toml::from_str(text).map_err(|e| VocabularyError::Parse(e.to_string()))?;
+        let f: VocabularyFile = toml::from_str(text).map_err(|e| VocabularyError::Parse(e.to_string()))?;
         if f.version != 1 {
             return Err(VocabularyError::Version(f.version));
         }
@@ -255,22 +236,18 @@ impl Vocabulary {
         for (list, entries) in lists {
             for e in entries {
                 let class = match list {
-                    "primary" => {
-                        ConditionClass::Primary(e.site.ok_or_else(|| VocabularyError::Entry {
-                            list,
-                            code: e.code.clone(),
-                            problem: "a primary needs `site`".into(),
-                        })?)
-                    }
+                    "primary" => ConditionClass::Primary(e.site.ok_or_else(|| VocabularyError::Entry {
+                        list,
+                        code: e.code.clone(),
+                        problem: "a primary needs `site`".into(),
+                    })?),
                     "not_eligible" => ConditionClass::NotEligible,
                     "metastasis" => ConditionClass::Metastasis,
-                    "finding" => {
-                        ConditionClass::Finding(e.group.ok_or_else(|| VocabularyError::Entry {
-                            list,
-                            code: e.code.clone(),
-                            problem: "a finding needs `group`".into(),
-                        })?)
-                    }
+                    "finding" => ConditionClass::Finding(e.group.ok_or_else(|| VocabularyError::Entry {
+                        list,
+                        code: e.code.clone(),
+                        problem: "a finding needs `group`".into(),
+                    })?),
                     _ => ConditionClass::Ignored,
                 };
                 match e.system {
@@ -279,22 +256,15 @@ impl Vocabulary {
                     }
                     CodeSystem::Icd10 => v.icd10.push((normalise_icd(&e.code), class)),
                     CodeSystem::Loinc => {
-                        return Err(VocabularyError::Entry {
-                            list,
-                            code: e.code.clone(),
-                            problem: "conditions use snomed or icd10".into(),
-                        })
+                        return Err(VocabularyError::Entry { list, code: e.code.clone(), problem: "conditions use snomed or icd10".into() })
                     }
                 }
             }
         }
         // Longest prefix first, so the most specific ICD-10 entry wins.
-        v.icd10
-            .sort_by(|a, b| b.0.len().cmp(&a.0.len()).then(a.0.cmp(&b.0)));
+        v.icd10.sort_by(|a, b| b.0.len().cmp(&a.0.len()).then(a.0.cmp(&b.0)));
         for (i, s) in f.series.iter().enumerate() {
-            let id = SeriesId(
-                u16::try_from(i).map_err(|_| VocabularyError::Parse("too many series".into()))?,
-            );
+            let id = SeriesId(u16::try_from(i).map_err(|_| VocabularyError::Parse("too many series".into()))?);
             if !s.units.iter().any(|u| u.ucum == s.unit) {
                 return Err(VocabularyError::Entry {
                     list: "series",
@@ -307,12 +277,9 @@ impl Vocabulary {
             }
         }
         v.series = f.series;
-        for (axis, codes) in [
-            (StageAxis::Group, &f.stage.group),
-            (StageAxis::T, &f.stage.t),
-            (StageAxis::N, &f.stage.n),
-            (StageAxis::M, &f.stage.m),
-        ] {
+        for (axis, codes) in
+            [(StageAxis::Group, &f.stage.group), (StageAxis::T, &f.stage.t), (StageAxis::N, &f.stage.n), (StageAxis::M, &f.stage.m)]
+        {
             for c in codes {
                 v.loinc.insert(c.clone(), ObservationClass::Stage(axis));
             }
@@ -329,10 +296,7 @@ impl Vocabulary {
             Some(SNOMED) => self.snomed.get(code).copied(),
             Some(s) if s.contains("icd-10") || s.contains("icd10") => {
                 let c = normalise_icd(code);
-                self.icd10
-                    .iter()
-                    .find(|(p, _)| c.starts_with(p.as_str()))
-                    .map(|(_, k)| *k)
+                self.icd10.iter().find(|(p, _)| c.starts_with(p.as_str())).map(|(_, k)| *k)
             }
             _ => None,
         }
@@ -352,22 +316,12 @@ impl Vocabulary {
     }
 
     pub fn series_by_key(&self, key: &str) -> Option<SeriesId> {
-        self.series
-            .iter()
-            .position(|s| s.key == key)
-            .and_then(|i| u16::try_from(i).ok())
-            .map(SeriesId)
+        self.series.iter().position(|s| s.key == key).and_then(|i| u16::try_from(i).ok()).map(SeriesId)
     }
 
     /// The factor that converts a Quantity to the series' canonical unit: `Quantity.code` with system UCUM
     /// first, then `Quantity.unit` text. `None`: not convertible (never guessed).
-    pub fn unit_factor(
-        &self,
-        id: SeriesId,
-        system: Option<&str>,
-        code: Option<&str>,
-        unit: Option<&str>,
-    ) -> Option<f64> {
+    pub fn unit_factor(&self, id: SeriesId, system: Option<&str>, code: Option<&str>, unit: Option<&str>) -> Option<f64> {
         let s = self.series(id);
         if system == Some(UCUM) {
             if let Some(c) = code {
@@ -382,10 +336,7 @@ impl Vocabulary {
 }
 
 fn normalise_icd(code: &str) -> String {
-    code.chars()
-        .filter(|c| *c != '.')
-        .map(|c| c.to_ascii_uppercase())
-        .collect()
+    code.chars().filter(|c| *c != '.').map(|c| c.to_ascii_uppercase()).collect()
 }
 
 #[cfg(test)]
@@ -395,27 +346,13 @@ mod tests {
     #[test]
     fn builtin_loads_and_classifies() {
         let v = Vocabulary::builtin().unwrap();
-        assert_eq!(
-            v.condition(Some(SNOMED), "93761005"),
-            Some(ConditionClass::Primary(Site::Colorectal))
-        );
-        assert_eq!(
-            v.condition(Some("http://hl7.org/fhir/sid/icd-10-cm"), "C50.911"),
-            Some(ConditionClass::Primary(Site::Breast))
-        );
-        assert_eq!(
-            v.condition(Some("http://hl7.org/fhir/sid/icd-10-cm"), "C78.7"),
-            Some(ConditionClass::Metastasis)
-        );
-        assert_eq!(
-            v.condition(Some(SNOMED), "162573006"),
-            Some(ConditionClass::Ignored)
-        );
+        assert_eq!(v.condition(Some(SNOMED), "93761005"), Some(ConditionClass::Primary(Site::Colorectal)));
+        assert_eq!(v.condition(Some("http://hl7.org/fhir/sid/icd-10-cm"), "C50.911"), Some(ConditionClass::Primary(Site::Breast)));
+        assert_eq!(v.condition(Some("http://hl7.org/fhir/sid/icd-10-cm"), "C78.7"), Some(ConditionClass::Metastasis));
+        assert_eq!(v.condition(Some(SNOMED), "162573006"), Some(ConditionClass::Ignored));
         let ca = v.series_by_key("calcium").unwrap();
         let f = v.unit_factor(ca, Some(UCUM), Some("mmol/L"), None).unwrap();
         assert!((f - 4.008).abs() < 1e-9);
-        assert!(v
-            .unit_factor(ca, Some(UCUM), Some("furlong"), Some("furlong"))
-            .is_none());
+        assert!(v.unit_factor(ca, Some(UCUM), Some("furlong"), Some("furlong")).is_none());
     }
 }

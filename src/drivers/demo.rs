@@ -59,52 +59,20 @@ fn parse_alert(key: &[u8], value: &[u8]) -> Option<(SeenAlert, String)> {
     let v: serde_json::Value = serde_json::from_slice(value).ok()?;
     let tier = v.pointer("/extension/0/valueCode")?.as_str()?.to_string();
     let p = v.pointer("/prediction/0/probabilityDecimal")?.as_f64()?;
-    let time = v
-        .get("occurrenceDateTime")
-        .and_then(|t| t.as_str())
-        .and_then(EventTime::parse_utc);
-    let notes: Vec<&str> = v
-        .get("note")
-        .and_then(|n| n.as_array())
-        .map(|a| a.iter().filter_map(|n| n.get("text")?.as_str()).collect())
-        .unwrap_or_default();
+    let time = v.get("occurrenceDateTime").and_then(|t| t.as_str()).and_then(EventTime::parse_utc);
+    let notes: Vec<&str> =
+        v.get("note").and_then(|n| n.as_array()).map(|a| a.iter().filter_map(|n| n.get("text")?.as_str()).collect()).unwrap_or_default();
     let withdrawn = v.get("status").and_then(|s| s.as_str()) == Some("entered-in-error");
     let pseudonym = String::from_utf8_lossy(key).into_owned();
-    let line = format!(
-        "{} {:<7} risk {:>4.0}%  {}{}",
-        pseudonym,
-        tier,
-        p * 100.0,
-        if withdrawn { "WITHDRAWN " } else { "" },
-        notes.join("; ")
-    );
-    Some((
-        SeenAlert {
-            pseudonym,
-            tier,
-            probability: p,
-            time,
-            withdrawn,
-        },
-        line,
-    ))
+    let line =
+        format!("{} {:<7} risk {:>4.0}%  {}{}", pseudonym, tier, p * 100.0, if withdrawn { "WITHDRAWN " } else { "" }, notes.join("; "));
+    Some((SeenAlert { pseudonym, tier, probability: p, time, withdrawn }, line))
 }
 
 /// Runs the demo; prints alert lines to stdout and returns the summary.
 pub fn demo(engine: Engine, opts: &DemoOptions) -> Result<DemoSummary, String> {
-    let horizon = engine
-        .model
-        .as_ref()
-        .map(|m| i64::from(m.horizon_days()))
-        .unwrap_or(180);
-    let topics = [
-        "fhir.events",
-        "oncowatch.alerts",
-        "oncowatch.scores",
-        "oncowatch.dlq",
-        "oncowatch.state",
-        "oncowatch.repartition",
-    ];
+    let horizon = engine.model.as_ref().map(|m| i64::from(m.horizon_days())).unwrap_or(180);
+    let topics = ["fhir.events", "oncowatch.alerts", "oncowatch.scores", "oncowatch.dlq", "oncowatch.state", "oncowatch.repartition"];
     let broker = EmbeddedBroker::start(opts.partitions, &topics).map_err(|e| e.to_string())?;
     let kafka: KafkaConfig = broker.kafka_config();
     tracing::info!(bootstrap = %broker.bootstrap(), "embedded broker started");
@@ -131,42 +99,28 @@ pub fn demo(engine: Engine, opts: &DemoOptions) -> Result<DemoSummary, String> {
     let decode = engine.decode.clone();
     let engine = Arc::new(engine);
     let service = {
-        let (e, c, m, h, s) = (
-            engine.clone(),
-            cfg.clone(),
-            metrics.clone(),
-            health.clone(),
-            stop.clone(),
-        );
-        let http = HttpOptions {
-            listen: opts.http_listen.clone(),
-            token: None,
-        };
+        let (e, c, m, h, s) = (engine.clone(), cfg.clone(), metrics.clone(), health.clone(), stop.clone());
+        let http = HttpOptions { listen: opts.http_listen.clone(), token: None };
         std::thread::spawn(move || serve(e, c, &http, m, h, s))
     };
 
     // Alerts reader: one line per alert on stdout.
     let seen: Arc<Mutex<Vec<SeenAlert>>> = Arc::new(Mutex::new(Vec::new()));
     let reader = {
-        let (seen, stop, kafka, partitions) =
-            (seen.clone(), stop.clone(), kafka.clone(), opts.partitions);
+        let (seen, stop, kafka, partitions) = (seen.clone(), stop.clone(), kafka.clone(), opts.partitions);
         std::thread::spawn(move || -> Result<(), String> {
             let mut cc = super::kafka::client::client_config(&kafka);
-            cc.set("group.id", "oncowatch-demo-reader")
-                .set("enable.auto.commit", "false");
+            cc.set("group.id", "oncowatch-demo-reader").set("enable.auto.commit", "false");
             let c: BaseConsumer = cc.create().map_err(|e| e.to_string())?;
             let mut tpl = TopicPartitionList::new();
             for p in 0..partitions {
-                tpl.add_partition_offset("oncowatch.alerts", p, Offset::Beginning)
-                    .map_err(|e| e.to_string())?;
+                tpl.add_partition_offset("oncowatch.alerts", p, Offset::Beginning).map_err(|e| e.to_string())?;
             }
             c.assign(&tpl).map_err(|e| e.to_string())?;
             let mut out = std::io::stdout().lock();
             while !stop.load(Ordering::SeqCst) {
                 if let Some(Ok(m)) = c.poll(Duration::from_millis(100)) {
-                    if let Some((a, line)) =
-                        parse_alert(m.key().unwrap_or(&[]), m.payload().unwrap_or(&[]))
-                    {
+                    if let Some((a, line)) = parse_alert(m.key().unwrap_or(&[]), m.payload().unwrap_or(&[])) {
                         let _ = writeln!(out, "{line}");
                         let _ = out.flush();
                         if let Ok(mut s) = seen.lock() {
@@ -181,11 +135,7 @@ pub fn demo(engine: Engine, opts: &DemoOptions) -> Result<DemoSummary, String> {
     };
 
     let started = Instant::now();
-    let cohort = CohortOptions {
-        patients: opts.patients,
-        seed: opts.seed,
-        faults: Default::default(),
-    };
+    let cohort = CohortOptions { patients: opts.patients, seed: opts.seed, faults: Default::default() };
     let mut fo = FeedOptions::new(kafka, "fhir.events", FeedSource::Generate(cohort));
     fo.rate = Some(opts.rate);
     fo.progress = false;
@@ -201,16 +151,12 @@ pub fn demo(engine: Engine, opts: &DemoOptions) -> Result<DemoSummary, String> {
     }
     std::thread::sleep(Duration::from_millis(1500));
     stop.store(true, Ordering::SeqCst);
-    let served = service
-        .join()
-        .map_err(|_| "service thread panicked".to_string())?;
+    let served = service.join().map_err(|_| "service thread panicked".to_string())?;
     served.map_err(|e| e.to_string())?;
     let _ = reader.join();
 
-    let truth: BTreeMap<String, Option<EventTime>> = cohort_truth(&cohort)
-        .into_iter()
-        .map(|(k, t)| (engine.pseudonyms.pseudonym(&k).to_string(), t.metastasis))
-        .collect();
+    let truth: BTreeMap<String, Option<EventTime>> =
+        cohort_truth(&cohort).into_iter().map(|(k, t)| (engine.pseudonyms.pseudonym(&k).to_string(), t.metastasis)).collect();
     let mut s = DemoSummary {
         resources_fed: fed.records,
         patients_with_metastasis: truth.values().filter(|m| m.is_some()).count() as u64,
@@ -238,9 +184,7 @@ pub fn demo(engine: Engine, opts: &DemoOptions) -> Result<DemoSummary, String> {
     s.median_lead_days = (!leads.is_empty()).then(|| leads[leads.len() / 2]);
     let lso = broker.log_start_offsets("fhir.events").unwrap_or_default();
     if lso.iter().any(|o| *o > 0) {
-        tracing::warn!(
-            "the embedded broker dropped old input records (log start above 0): lower --patients"
-        );
+        tracing::warn!("the embedded broker dropped old input records (log start above 0): lower --patients");
     }
     Ok(s)
 }

@@ -39,33 +39,24 @@ pub fn serve(
     let listener = TcpListener::bind(addr)?;
     listener.set_nonblocking(true)?;
     let local = listener.local_addr()?;
-    let handle = std::thread::Builder::new()
-        .name("oncowatch-http".into())
-        .spawn(move || {
-            while !stop.load(Ordering::SeqCst) {
-                match listener.accept() {
-                    Ok((stream, _)) => {
-                        let _ = handle(stream, &metrics, &health, token.as_deref());
-                    }
-                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                        std::thread::sleep(Duration::from_millis(20))
-                    }
-                    Err(e) => {
-                        tracing::warn!("http accept failed: {e}");
-                        std::thread::sleep(Duration::from_millis(100));
-                    }
+    let handle = std::thread::Builder::new().name("oncowatch-http".into()).spawn(move || {
+        while !stop.load(Ordering::SeqCst) {
+            match listener.accept() {
+                Ok((stream, _)) => {
+                    let _ = handle(stream, &metrics, &health, token.as_deref());
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => std::thread::sleep(Duration::from_millis(20)),
+                Err(e) => {
+                    tracing::warn!("http accept failed: {e}");
+                    std::thread::sleep(Duration::from_millis(100));
                 }
             }
-        })?;
+        }
+    })?;
     Ok((local, handle))
 }
 
-fn handle(
-    mut stream: TcpStream,
-    metrics: &Metrics,
-    health: &Health,
-    token: Option<&str>,
-) -> std::io::Result<()> {
+fn handle(mut stream: TcpStream, metrics: &Metrics, health: &Health, token: Option<&str>) -> std::io::Result<()> {
     stream.set_nonblocking(false)?;
     stream.set_read_timeout(Some(Duration::from_secs(2)))?;
     let mut reader = BufReader::new(stream.try_clone()?);
@@ -86,26 +77,14 @@ fn handle(
     let mut parts = request_line.split_whitespace();
     let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
     let (status, body, ctype) = match (method, path) {
-        ("GET", "/metrics") if !authorized => (
-            "401 Unauthorized",
-            "unauthorized\n".to_string(),
-            "text/plain",
-        ),
+        ("GET", "/metrics") if !authorized => ("401 Unauthorized", "unauthorized\n".to_string(), "text/plain"),
         ("GET", "/metrics") => ("200 OK", metrics.render(), "text/plain; version=0.0.4"),
-        ("GET", "/health/live") if health.live.load(Ordering::SeqCst) => {
-            ("200 OK", "live\n".into(), "text/plain")
-        }
+        ("GET", "/health/live") if health.live.load(Ordering::SeqCst) => ("200 OK", "live\n".into(), "text/plain"),
         ("GET", "/health/live") => ("503 Service Unavailable", "not live\n".into(), "text/plain"),
-        ("GET", "/health/ready") if health.ready.load(Ordering::SeqCst) => {
-            ("200 OK", "ready\n".into(), "text/plain")
-        }
+        ("GET", "/health/ready") if health.ready.load(Ordering::SeqCst) => ("200 OK", "ready\n".into(), "text/plain"),
         ("GET", "/health/ready") => {
             let why = health.reason.lock().map(|r| r.clone()).unwrap_or_default();
-            (
-                "503 Service Unavailable",
-                format!("not ready: {why}\n"),
-                "text/plain",
-            )
+            ("503 Service Unavailable", format!("not ready: {why}\n"), "text/plain")
         }
         ("GET", _) => ("404 Not Found", "not found\n".into(), "text/plain"),
         _ => ("405 Method Not Allowed", "GET only\n".into(), "text/plain"),

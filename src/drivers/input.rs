@@ -37,10 +37,7 @@ pub fn expand(args: &[PathBuf]) -> Result<Vec<Input>, InputError> {
             out.push(Input::Stdin);
             continue;
         }
-        let meta = std::fs::metadata(a).map_err(|e| InputError {
-            path: a.display().to_string(),
-            message: e.to_string(),
-        })?;
+        let meta = std::fs::metadata(a).map_err(|e| InputError { path: a.display().to_string(), message: e.to_string() })?;
         if meta.is_dir() {
             let mut files = Vec::new();
             walk(a, &mut files)?;
@@ -62,10 +59,7 @@ fn classify(p: PathBuf) -> Option<Input> {
 }
 
 fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), InputError> {
-    let err = |e: std::io::Error| InputError {
-        path: dir.display().to_string(),
-        message: e.to_string(),
-    };
+    let err = |e: std::io::Error| InputError { path: dir.display().to_string(), message: e.to_string() };
     for entry in std::fs::read_dir(dir).map_err(err)? {
         let p = entry.map_err(err)?.path();
         if p.is_dir() {
@@ -89,59 +83,32 @@ pub fn total_bytes(inputs: &[Input]) -> u64 {
 }
 
 /// Calls `f` for every record of every input, in order. `progress` gets the bytes consumed.
-pub fn for_each_record(
-    inputs: &[Input],
-    mut f: impl FnMut(Record),
-    mut progress: impl FnMut(u64),
-) -> Result<(), InputError> {
+pub fn for_each_record(inputs: &[Input], mut f: impl FnMut(Record), mut progress: impl FnMut(u64)) -> Result<(), InputError> {
     for input in inputs {
         match input {
             Input::Stdin => read_ndjson("-", std::io::stdin().lock(), &mut f, &mut progress)?,
             Input::Ndjson(p) => {
-                let file = std::fs::File::open(p).map_err(|e| InputError {
-                    path: p.display().to_string(),
-                    message: e.to_string(),
-                })?;
-                read_ndjson(
-                    &p.display().to_string(),
-                    BufReader::new(file),
-                    &mut f,
-                    &mut progress,
-                )?;
+                let file = std::fs::File::open(p).map_err(|e| InputError { path: p.display().to_string(), message: e.to_string() })?;
+                read_ndjson(&p.display().to_string(), BufReader::new(file), &mut f, &mut progress)?;
             }
             Input::Json(p) => {
                 let mut bytes = Vec::new();
                 std::fs::File::open(p)
                     .and_then(|mut file| file.read_to_end(&mut bytes))
-                    .map_err(|e| InputError {
-                        path: p.display().to_string(),
-                        message: e.to_string(),
-                    })?;
+                    .map_err(|e| InputError { path: p.display().to_string(), message: e.to_string() })?;
                 progress(bytes.len() as u64);
-                f(Record {
-                    source: p.display().to_string(),
-                    line: None,
-                    bytes,
-                });
+                f(Record { source: p.display().to_string(), line: None, bytes });
             }
         }
     }
     Ok(())
 }
 
-fn read_ndjson(
-    source: &str,
-    mut r: impl BufRead,
-    f: &mut impl FnMut(Record),
-    progress: &mut impl FnMut(u64),
-) -> Result<(), InputError> {
+fn read_ndjson(source: &str, mut r: impl BufRead, f: &mut impl FnMut(Record), progress: &mut impl FnMut(u64)) -> Result<(), InputError> {
     let mut line_no = 0u64;
     loop {
         let mut buf = Vec::new();
-        let n = r.read_until(b'\n', &mut buf).map_err(|e| InputError {
-            path: source.to_string(),
-            message: e.to_string(),
-        })?;
+        let n = r.read_until(b'\n', &mut buf).map_err(|e| InputError { path: source.to_string(), message: e.to_string() })?;
         if n == 0 {
             return Ok(());
         }
@@ -153,10 +120,6 @@ fn read_ndjson(
         if buf.iter().all(|b| b.is_ascii_whitespace()) {
             continue; // blank lines are not records
         }
-        f(Record {
-            source: source.to_string(),
-            line: Some(line_no),
-            bytes: buf,
-        });
+        f(Record { source: source.to_string(), line: Some(line_no), bytes: buf });
     }
 }

@@ -44,30 +44,19 @@ pub enum ReplayError {
 }
 
 fn out_err(p: &std::path::Path) -> impl Fn(std::io::Error) -> ReplayError + '_ {
-    move |e| ReplayError::Output {
-        path: p.display().to_string(),
-        message: e.to_string(),
-    }
+    move |e| ReplayError::Output { path: p.display().to_string(), message: e.to_string() }
 }
 
 /// Replays the inputs through `engine`.
 pub fn replay(engine: &Engine, opts: &ReplayOptions) -> Result<ReplayOutcome, ReplayError> {
     let inputs = expand(&opts.inputs)?;
     let mut rejects = match &opts.rejects {
-        Some(p) => Some((
-            std::io::BufWriter::new(std::fs::File::create(p).map_err(out_err(p))?),
-            p.clone(),
-        )),
+        Some(p) => Some((std::io::BufWriter::new(std::fs::File::create(p).map_err(out_err(p))?), p.clone())),
         None => None,
     };
-    let alerts_path = opts
-        .alerts
-        .clone()
-        .unwrap_or_else(|| PathBuf::from("stdout"));
+    let alerts_path = opts.alerts.clone().unwrap_or_else(|| PathBuf::from("stdout"));
     let mut alerts_out: Box<dyn Write> = match &opts.alerts {
-        Some(p) => Box::new(std::io::BufWriter::new(
-            std::fs::File::create(p).map_err(out_err(p))?,
-        )),
+        Some(p) => Box::new(std::io::BufWriter::new(std::fs::File::create(p).map_err(out_err(p))?)),
         None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
     };
     let bar = super::progress::bar(opts.progress, total_bytes(&inputs), "replay");
@@ -87,9 +76,7 @@ pub fn replay(engine: &Engine, opts: &ReplayOptions) -> Result<ReplayOutcome, Re
             let report = engine.process(&mut outcome.states, &rec.bytes, None, opts.arrival);
             for r in &report.resources {
                 outcome.tally.count(&r.outcome);
-                if let (Outcome::Rejected(reason, message), Some((w, p))) =
-                    (&r.outcome, rejects.as_mut())
-                {
+                if let (Outcome::Rejected(reason, message), Some((w, p))) = (&r.outcome, rejects.as_mut()) {
                     let line = json!({
                         "source": rec.source, "line": rec.line, "entry": r.entry, "resource_type": r.resource_type,
                         "reason": reason.code(), "message": message,
@@ -103,8 +90,7 @@ pub fn replay(engine: &Engine, opts: &ReplayOptions) -> Result<ReplayOutcome, Re
             for a in &report.alerts {
                 if a.withdrawn {
                     outcome.withdrawn += 1;
-                } else if let Some(n) = outcome.alerts.get_mut(usize::from(a.tier).wrapping_sub(1))
-                {
+                } else if let Some(n) = outcome.alerts.get_mut(usize::from(a.tier).wrapping_sub(1)) {
                     *n += 1;
                 }
                 if let Err(e) = writeln!(alerts_out, "{}", a.json) {
@@ -137,9 +123,7 @@ pub fn patient_counts(states: &States) -> (u64, u64, u64) {
     let mut not_eligible = 0;
     let mut metastasis = 0;
     for s in states.values() {
-        let t = s
-            .latest
-            .unwrap_or(crate::core::identity::EventTime(i64::MAX));
+        let t = s.latest.unwrap_or(crate::core::identity::EventTime(i64::MAX));
         if !s.eligible(t) {
             not_eligible += 1;
         }
@@ -154,11 +138,8 @@ pub fn patient_counts(states: &States) -> (u64, u64, u64) {
 pub fn summary(o: &ReplayOutcome) -> serde_json::Value {
     let mut m = o.tally.to_json();
     let (patients, not_eligible, metastasis) = patient_counts(&o.states);
-    let tiers: serde_json::Map<String, serde_json::Value> = TIER_NAMES
-        .iter()
-        .zip(o.alerts)
-        .map(|(name, n)| (name.to_string(), n.into()))
-        .collect();
+    let tiers: serde_json::Map<String, serde_json::Value> =
+        TIER_NAMES.iter().zip(o.alerts).map(|(name, n)| (name.to_string(), n.into())).collect();
     m.insert("alerts".into(), tiers.into());
     m.insert("withdrawn".into(), o.withdrawn.into());
     m.insert("suppressed".into(), o.suppressed.into());
@@ -169,50 +150,24 @@ pub fn summary(o: &ReplayOutcome) -> serde_json::Value {
 }
 
 /// `--features-out`: one row per patient (in pseudonym order) as of its latest event.
-fn write_features(
-    engine: &Engine,
-    states: &States,
-    p: &std::path::Path,
-) -> Result<(), ReplayError> {
+fn write_features(engine: &Engine, states: &States, p: &std::path::Path) -> Result<(), ReplayError> {
     use crate::core::features::compute;
     use crate::drivers::features_csv::{cells, header};
     let mut rows: Vec<(String, String)> = Vec::with_capacity(states.len());
     for s in states.values() {
         let hash = engine.pseudonyms.pseudonym(&s.key).to_string();
         let Some(as_of) = s.latest else {
-            rows.push((
-                hash.clone(),
-                format!(
-                    "{hash},,,0,0{}",
-                    ",".repeat(crate::core::features::N_FEATURES)
-                ),
-            ));
+            rows.push((hash.clone(), format!("{hash},,,0,0{}", ",".repeat(crate::core::features::N_FEATURES))));
             continue;
         };
         let fv = compute(s, &engine.vocab, as_of);
-        let site = s
-            .primary(as_of)
-            .map(|(site, _)| site.as_str())
-            .unwrap_or("");
+        let site = s.primary(as_of).map(|(site, _)| site.as_str()).unwrap_or("");
         let meta = u8::from(s.metastasis(as_of).is_some());
         let eligible = u8::from(s.eligible(as_of));
-        rows.push((
-            hash.clone(),
-            format!(
-                "{hash},{},{site},{meta},{eligible}{}",
-                as_of.to_rfc3339(),
-                cells(&fv)
-            ),
-        ));
+        rows.push((hash.clone(), format!("{hash},{},{site},{meta},{eligible}{}", as_of.to_rfc3339(), cells(&fv))));
     }
     rows.sort();
-    let mut text = header(&[
-        "patient_hash",
-        "as_of",
-        "primary_site",
-        "metastasis_confirmed",
-        "eligible",
-    ]);
+    let mut text = header(&["patient_hash", "as_of", "primary_site", "metastasis_confirmed", "eligible"]);
     text.push('\n');
     for (_, r) in rows {
         text.push_str(&r);

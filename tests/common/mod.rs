@@ -14,11 +14,7 @@ pub fn corpus() -> PathBuf {
     let p = std::env::var_os("ONCOWATCH_CORPUS")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/fhir-corpus"));
-    assert!(
-        p.is_dir(),
-        "shared FHIR corpus not found at {} (set ONCOWATCH_CORPUS)",
-        p.display()
-    );
+    assert!(p.is_dir(), "shared FHIR corpus not found at {} (set ONCOWATCH_CORPUS)", p.display());
     p.canonicalize().expect("corpus path")
 }
 

@@ -56,40 +56,22 @@ impl Drop for TansuGuard {
 
 /// Where the tansu binary is, if installed.
 pub fn tansu_binary() -> Option<PathBuf> {
-    let works = |p: &Path| {
-        Command::new(p)
-            .arg("--version")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success())
-    };
+    let works = |p: &Path| Command::new(p).arg("--version").stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok_and(|s| s.success());
     if let Some(p) = std::env::var_os("TANSU_BIN").map(PathBuf::from) {
         return works(&p).then_some(p);
     }
-    let on_path = std::env::var_os("PATH")
-        .map(|p| {
-            std::env::split_paths(&p)
-                .map(|d| d.join("tansu"))
-                .collect::<Vec<_>>()
-        })
-        .unwrap_or_default();
+    let on_path =
+        std::env::var_os("PATH").map(|p| std::env::split_paths(&p).map(|d| d.join("tansu")).collect::<Vec<_>>()).unwrap_or_default();
     let cargo_bin = std::env::var_os("CARGO_HOME")
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")))
         .map(|c| c.join("bin").join("tansu"));
-    on_path
-        .into_iter()
-        .chain(cargo_bin)
-        .find(|p| p.is_file() && works(p))
+    on_path.into_iter().chain(cargo_bin).find(|p| p.is_file() && works(p))
 }
 
 /// A free TCP port on 127.0.0.1 (bound, read, released).
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("bind 127.0.0.1:0")
+    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("bind 127.0.0.1:0")
 }
 
 /// Starts tansu with in-memory storage on a free loopback port and waits until it answers a metadata
@@ -107,30 +89,17 @@ pub fn start_tansu() -> Option<TansuGuard> {
     };
     let port = free_port();
     let url = format!("tcp://127.0.0.1:{port}");
-    let log =
-        std::env::temp_dir().join(format!("oncowatch-tansu-{}-{port}.log", std::process::id()));
+    let log = std::env::temp_dir().join(format!("oncowatch-tansu-{}-{port}.log", std::process::id()));
     let out = std::fs::File::create(&log).expect("tansu log file");
     let err = out.try_clone().expect("tansu log file");
     let child = Command::new(&bin)
-        .args([
-            "broker",
-            "--listener-url",
-            &url,
-            "--advertised-listener-url",
-            &url,
-            "--storage-engine",
-            "memory://tansu/",
-        ])
+        .args(["broker", "--listener-url", &url, "--advertised-listener-url", &url, "--storage-engine", "memory://tansu/"])
         .stdin(Stdio::null())
         .stdout(out)
         .stderr(err)
         .spawn()
         .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
-    let mut guard = TansuGuard {
-        child,
-        bootstrap: format!("127.0.0.1:{port}"),
-        log,
-    };
+    let mut guard = TansuGuard { child, bootstrap: format!("127.0.0.1:{port}"), log };
     let deadline = Instant::now() + READY_TIMEOUT;
     loop {
         if let Ok(Some(status)) = guard.child.try_wait() {
@@ -140,49 +109,27 @@ pub fn start_tansu() -> Option<TansuGuard> {
             return Some(guard);
         }
         if Instant::now() > deadline {
-            panic!(
-                "tansu did not answer on {} within {:?}:\n{}",
-                guard.bootstrap,
-                READY_TIMEOUT,
-                guard.log_text()
-            );
+            panic!("tansu did not answer on {} within {:?}:\n{}", guard.bootstrap, READY_TIMEOUT, guard.log_text());
         }
         std::thread::sleep(Duration::from_millis(200));
     }
 }
 
 fn metadata_ok(bootstrap: &str) -> bool {
-    let consumer: BaseConsumer = match ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .set("log_level", "0")
-        .create()
-    {
+    let consumer: BaseConsumer = match ClientConfig::new().set("bootstrap.servers", bootstrap).set("log_level", "0").create() {
         Ok(c) => c,
         Err(_) => return false,
     };
-    consumer
-        .fetch_metadata(None, Duration::from_secs(2))
-        .is_ok_and(|m| !m.brokers().is_empty())
+    consumer.fetch_metadata(None, Duration::from_secs(2)).is_ok_and(|m| !m.brokers().is_empty())
 }
 
 /// Creates topics with the admin API (`config`: topic configs such as `("cleanup.policy", "compact")`).
-pub fn create_topics(
-    bootstrap: &str,
-    topics: &[(&str, i32)],
-    config: &[(&str, &str)],
-) -> Result<(), String> {
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .create()
-        .map_err(|e| e.to_string())?;
+pub fn create_topics(bootstrap: &str, topics: &[(&str, i32)], config: &[(&str, &str)]) -> Result<(), String> {
+    let admin: AdminClient<DefaultClientContext> =
+        ClientConfig::new().set("bootstrap.servers", bootstrap).create().map_err(|e| e.to_string())?;
     let new: Vec<NewTopic<'_>> = topics
         .iter()
-        .map(|(name, partitions)| {
-            config.iter().fold(
-                NewTopic::new(name, *partitions, TopicReplication::Fixed(1)),
-                |t, (k, v)| t.set(k, v),
-            )
-        })
+        .map(|(name, partitions)| config.iter().fold(NewTopic::new(name, *partitions, TopicReplication::Fixed(1)), |t, (k, v)| t.set(k, v)))
         .collect();
     let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
     let results = block_on(admin.create_topics(&new, &opts)).map_err(|e| e.to_string())?;

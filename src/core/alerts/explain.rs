@@ -8,14 +8,8 @@ use crate::core::vocabulary::{FindingGroup, SeriesKind, Vocabulary};
 /// Indices of the (up to) `n` features that raised the score most (positive contributions, largest first;
 /// ties broken by schema order so the choice is deterministic).
 pub fn top_features(contributions: &[f64], n: usize) -> Vec<usize> {
-    let mut idx: Vec<usize> = (0..contributions.len())
-        .filter(|i| contributions[*i] > 0.0)
-        .collect();
-    idx.sort_by(|a, b| {
-        contributions[*b]
-            .total_cmp(&contributions[*a])
-            .then(a.cmp(b))
-    });
+    let mut idx: Vec<usize> = (0..contributions.len()).filter(|i| contributions[*i] > 0.0).collect();
+    idx.sort_by(|a, b| contributions[*b].total_cmp(&contributions[*a]).then(a.cmp(b)));
     idx.truncate(n);
     idx
 }
@@ -35,14 +29,8 @@ pub fn sentence(i: usize, fv: &FeatureVector) -> String {
     match name {
         "marker_last_uln" => format!("tumour marker at {}x its upper reference limit", num(v)),
         "marker_last_nadir" => format!("tumour marker rose {}x from its nadir", num(v)),
-        "marker_log_slope_30d" => format!(
-            "tumour marker rising {} per 30 days (log scale) over 90 days",
-            num(v)
-        ),
-        "marker_above_uln_last3" => format!(
-            "{} of the last 3 tumour markers above the reference limit",
-            num(v)
-        ),
+        "marker_log_slope_30d" => format!("tumour marker rising {} per 30 days (log scale) over 90 days", num(v)),
+        "marker_above_uln_last3" => format!("{} of the last 3 tumour markers above the reference limit", num(v)),
         "pet_nm_studies_90d" => format!("{} PET or bone-scan studies in 90 days", num(v)),
         "ct_mr_studies_90d" => format!("{} CT or MR studies in 90 days", num(v)),
         "imaging_rate_ratio" => format!("imaging {}x its usual rate", num(v)),
@@ -56,21 +44,13 @@ pub fn sentence(i: usize, fv: &FeatureVector) -> String {
         "ecog_change" => format!("ECOG changed by {} in 180 days", num(v)),
         "stage_group" => format!("stage group {}", num(v)),
         "days_since_diagnosis" => format!("{} days since diagnosis", num(v)),
-        n if n.ends_with("_uln") => format!(
-            "{} at {}x its upper reference limit",
-            n.trim_end_matches("_uln").to_uppercase(),
-            num(v)
-        ),
-        n if n.ends_with("_change_180d") => format!(
-            "{} changed by {}x its reference limit in 180 days",
-            n.trim_end_matches("_change_180d").to_uppercase(),
-            num(v)
-        ),
-        n if n.starts_with("findings_") => format!(
-            "{} {} finding(s) in 90 days",
-            num(v),
-            n.trim_start_matches("findings_").trim_end_matches("_90d")
-        ),
+        n if n.ends_with("_uln") => format!("{} at {}x its upper reference limit", n.trim_end_matches("_uln").to_uppercase(), num(v)),
+        n if n.ends_with("_change_180d") => {
+            format!("{} changed by {}x its reference limit in 180 days", n.trim_end_matches("_change_180d").to_uppercase(), num(v))
+        }
+        n if n.starts_with("findings_") => {
+            format!("{} {} finding(s) in 90 days", num(v), n.trim_start_matches("findings_").trim_end_matches("_90d"))
+        }
         "pathological_fracture" => "a pathological fracture recorded".into(),
         n => format!("{} = {}", n.replace('_', " "), num(v)),
     }
@@ -92,9 +72,7 @@ pub fn is_evidence(feature: usize, p: &PointKind, vocab: &Vocabulary) -> bool {
         PointKind::Ecog(_) => name.starts_with("ecog"),
         PointKind::Imaging(_) => name.contains("studies") || name.starts_with("imaging"),
         PointKind::Finding(FindingGroup::Fracture) => name == "pathological_fracture",
-        PointKind::Finding(g) => {
-            name == format!("findings_{}_90d", format!("{g:?}").to_lowercase())
-        }
+        PointKind::Finding(g) => name == format!("findings_{}_90d", format!("{g:?}").to_lowercase()),
         PointKind::Stage { .. } => matches!(name, "stage_group" | "t_category" | "n_category"),
         _ => false,
     }

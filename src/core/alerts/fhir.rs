@@ -5,8 +5,7 @@ use crate::core::identity::{EventTime, PatientKey};
 use serde_json::{json, Value};
 
 pub const ALERT_ID_SYSTEM: &str = "urn:oncowatch:alert";
-pub const TIER_EXTENSION: &str =
-    "https://oncowatch.example.org/fhir/StructureDefinition/alert-tier";
+pub const TIER_EXTENSION: &str = "https://oncowatch.example.org/fhir/StructureDefinition/alert-tier";
 pub const MODEL_SYSTEM: &str = "urn:oncowatch:model";
 
 /// Everything an alert says.

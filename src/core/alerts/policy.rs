@@ -10,10 +10,7 @@ use serde::{Deserialize, Serialize};
 pub const TIER_NAMES: [&str; 3] = ["watch", "high", "urgent"];
 
 pub fn tier_name(tier: u8) -> &'static str {
-    TIER_NAMES
-        .get(usize::from(tier).wrapping_sub(1))
-        .copied()
-        .unwrap_or("none")
+    TIER_NAMES.get(usize::from(tier).wrapping_sub(1)).copied().unwrap_or("none")
 }
 
 /// Policy parameters (config section `alerts`).
@@ -34,13 +31,7 @@ pub struct PolicyConfig {
 
 impl Default for PolicyConfig {
     fn default() -> Self {
-        PolicyConfig {
-            tiers: [0.20, 0.40, 0.60],
-            hysteresis: 0.05,
-            cooldown_days: 30,
-            episode_end_days: 30,
-            max_event_lag_days: 30,
-        }
+        PolicyConfig { tiers: [0.20, 0.40, 0.60], hysteresis: 0.05, cooldown_days: 30, episode_end_days: 30, max_event_lag_days: 30 }
     }
 }
 
@@ -78,10 +69,7 @@ pub fn step(s: &mut PolicyState, cfg: &PolicyConfig, t: EventTime, p: f64) -> De
     let prev = s.tier;
     let up = cfg.level(p);
     // Hysteresis: stay in the current tier until p falls `hysteresis` below its threshold.
-    let kept = (1..=prev)
-        .rev()
-        .find(|k| p >= cfg.tiers[usize::from(*k) - 1] - cfg.hysteresis)
-        .unwrap_or(0);
+    let kept = (1..=prev).rev().find(|k| p >= cfg.tiers[usize::from(*k) - 1] - cfg.hysteresis).unwrap_or(0);
     let tier = up.max(kept);
     s.tier = tier;
     if tier > 0 {
@@ -90,49 +78,24 @@ pub fn step(s: &mut PolicyState, cfg: &PolicyConfig, t: EventTime, p: f64) -> De
             s.in_episode = true;
             s.episode += 1;
         }
-    } else if s.in_episode
-        && s.last_above
-            .is_some_and(|a| t.days_since(a) >= cfg.episode_end_days as f64)
-    {
+    } else if s.in_episode && s.last_above.is_some_and(|a| t.days_since(a) >= cfg.episode_end_days as f64) {
         s.in_episode = false;
     }
     let mut alert = None;
     if tier > prev && tier > 0 {
-        let highest_this_episode = s
-            .alerts
-            .iter()
-            .filter(|a| a.episode == s.episode && !a.withdrawn)
-            .map(|a| a.tier)
-            .max()
-            .unwrap_or(0);
-        let cooling = s.alerts.iter().any(|a| {
-            a.tier >= tier && t.days_since(a.time) < cfg.cooldown_days as f64 && !a.withdrawn
-        });
-        let alerted_this_tier = s
-            .alerts
-            .iter()
-            .any(|a| a.episode == s.episode && a.tier == tier);
+        let highest_this_episode = s.alerts.iter().filter(|a| a.episode == s.episode && !a.withdrawn).map(|a| a.tier).max().unwrap_or(0);
+        let cooling = s.alerts.iter().any(|a| a.tier >= tier && t.days_since(a.time) < cfg.cooldown_days as f64 && !a.withdrawn);
+        let alerted_this_tier = s.alerts.iter().any(|a| a.episode == s.episode && a.tier == tier);
         if tier > highest_this_episode && !cooling && !alerted_this_tier {
             alert = Some(tier);
         }
     }
-    Decision {
-        alert,
-        episode: s.episode,
-        tier,
-    }
+    Decision { alert, episode: s.episode, tier }
 }
 
 /// Records an issued alert (kept for cooldowns and withdrawal; only the latest few are kept).
 pub fn record(s: &mut PolicyState, tier: u8, t: EventTime, probability: f64, basis: Vec<u32>) {
-    s.alerts.push(IssuedAlert {
-        tier,
-        episode: s.episode,
-        time: t,
-        withdrawn: false,
-        probability: probability as f32,
-        basis,
-    });
+    s.alerts.push(IssuedAlert { tier, episode: s.episode, time: t, withdrawn: false, probability: probability as f32, basis });
     if s.alerts.len() > 6 {
         s.alerts.remove(0);
     }
@@ -165,26 +128,14 @@ mod tests {
         let cfg = PolicyConfig::default();
         let mut s = PolicyState::default();
         assert_eq!(run(&mut s, &cfg, 0, 0.10), None);
-        assert_eq!(
-            run(&mut s, &cfg, 1, 0.45),
-            Some(2),
-            "jumping past watch alerts once, at high"
-        );
+        assert_eq!(run(&mut s, &cfg, 1, 0.45), Some(2), "jumping past watch alerts once, at high");
         assert_eq!(s.tier, 2);
         assert_eq!(run(&mut s, &cfg, 2, 0.37), None);
         assert_eq!(s.tier, 2, "0.37 is within the 0.05 hysteresis of high");
         assert_eq!(run(&mut s, &cfg, 3, 0.33), None);
         assert_eq!(s.tier, 1, "left high, kept watch");
-        assert_eq!(
-            run(&mut s, &cfg, 4, 0.41),
-            None,
-            "high again in the same episode: already alerted"
-        );
-        assert_eq!(
-            run(&mut s, &cfg, 5, 0.65),
-            Some(3),
-            "a rise to a higher tier alerts at once"
-        );
+        assert_eq!(run(&mut s, &cfg, 4, 0.41), None, "high again in the same episode: already alerted");
+        assert_eq!(run(&mut s, &cfg, 5, 0.65), Some(3), "a rise to a higher tier alerts at once");
         assert_eq!(s.episode, 1);
     }
 
@@ -195,10 +146,7 @@ mod tests {
         assert_eq!(run(&mut s, &cfg, 0, 0.25), Some(1));
         assert_eq!(run(&mut s, &cfg, 10, 0.05), None);
         assert_eq!(run(&mut s, &cfg, 41, 0.05), None);
-        assert!(
-            !s.in_episode,
-            "31 days under the lowest tier ends the episode"
-        );
+        assert!(!s.in_episode, "31 days under the lowest tier ends the episode");
         assert_eq!(run(&mut s, &cfg, 42, 0.05), None);
         // A new episode starts, but the last watch alert was 45 days ago: outside the cooldown, so it alerts.
         assert_eq!(run(&mut s, &cfg, 45, 0.22), Some(1));
@@ -207,10 +155,6 @@ mod tests {
         assert_eq!(run(&mut t, &cfg, 0, 0.25), Some(1));
         assert_eq!(run(&mut t, &cfg, 1, 0.05), None);
         t.in_episode = false; // as if the episode had ended
-        assert_eq!(
-            run(&mut t, &cfg, 20, 0.25),
-            None,
-            "within 30 days of a watch alert: cooldown"
-        );
+        assert_eq!(run(&mut t, &cfg, 20, 0.25), None, "within 30 days of a watch alert: cooldown");
     }
 }

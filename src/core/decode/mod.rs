@@ -16,9 +16,7 @@ mod resource;
 mod stage;
 
 use super::event::{ClinicalEvent, Fact};
-use super::identity::{
-    fnv1a, parse_reference, PatientKey, RefTarget, ResourceId, ResourceKind, ResourceVersion,
-};
+use super::identity::{fnv1a, parse_reference, PatientKey, RefTarget, ResourceId, ResourceKind, ResourceVersion};
 use super::reason::{IgnoreReason, RejectReason};
 use super::vocabulary::Vocabulary;
 use serde::Deserialize;
@@ -38,9 +36,7 @@ pub struct DecodeOptions {
 
 impl Default for DecodeOptions {
     fn default() -> Self {
-        DecodeOptions {
-            max_record_bytes: 8 * 1024 * 1024,
-        }
+        DecodeOptions { max_record_bytes: 8 * 1024 * 1024 }
     }
 }
 
@@ -63,59 +59,28 @@ pub struct DecodedResource {
 
 /// Decodes one record. `record_key` is the patient the record is keyed by, when input is keyed by patient
 /// (it gives DELETE entries their patient).
-pub fn decode_record(
-    bytes: &[u8],
-    vocab: &Vocabulary,
-    opts: &DecodeOptions,
-    record_key: Option<&PatientKey>,
-) -> Vec<DecodedResource> {
-    let top = |resource_type: Option<String>, decoded: Decoded| {
-        vec![DecodedResource {
-            entry: None,
-            resource_type,
-            decoded,
-        }]
-    };
+pub fn decode_record(bytes: &[u8], vocab: &Vocabulary, opts: &DecodeOptions, record_key: Option<&PatientKey>) -> Vec<DecodedResource> {
+    let top = |resource_type: Option<String>, decoded: Decoded| vec![DecodedResource { entry: None, resource_type, decoded }];
     if bytes.len() > opts.max_record_bytes {
-        let msg = format!(
-            "record is {} bytes, over input.max_record_bytes = {}",
-            bytes.len(),
-            opts.max_record_bytes
-        );
+        let msg = format!("record is {} bytes, over input.max_record_bytes = {}", bytes.len(), opts.max_record_bytes);
         return top(None, Decoded::Rejected(RejectReason::TooLarge, msg));
     }
     let text = match std::str::from_utf8(bytes) {
         Ok(t) => t,
-        Err(e) => {
-            return top(
-                None,
-                Decoded::Rejected(
-                    RejectReason::InvalidJson,
-                    format!("record is not UTF-8: {e}"),
-                ),
-            )
-        }
+        Err(e) => return top(None, Decoded::Rejected(RejectReason::InvalidJson, format!("record is not UTF-8: {e}"))),
     };
     let head = match peek(text) {
         Ok(h) => h,
         Err(d) => return top(None, d),
     };
-    let mut ctx = Ctx {
-        vocab,
-        record_key,
-        out: Vec::new(),
-    };
+    let mut ctx = Ctx { vocab, record_key, out: Vec::new() };
     let raw = text.trim();
     if head.resource_type == "Bundle" {
         ctx.bundle(raw, head.entry, 1, None, None);
     } else {
         let scope = Scope::default();
         let decoded = ctx.resource(&head.resource_type, raw, None, &scope);
-        ctx.out.push(DecodedResource {
-            entry: None,
-            resource_type: Some(head.resource_type.into_owned()),
-            decoded,
-        });
+        ctx.out.push(DecodedResource { entry: None, resource_type: Some(head.resource_type.into_owned()), decoded });
     }
     ctx.out
 }
@@ -136,38 +101,20 @@ struct Peeked<'a> {
 /// Reads `resourceType` (and a Bundle's raw `entry` array) in one pass, without a typed decode.
 fn peek(text: &str) -> Result<Peeked<'_>, Decoded> {
     match serde_json::from_str::<Head<'_>>(text) {
-        Ok(Head {
-            resource_type: Some(rt),
-            entry,
-        }) => {
+        Ok(Head { resource_type: Some(rt), entry }) => {
             if rt.is_empty() {
-                Err(Decoded::Rejected(
-                    RejectReason::InvalidFhir,
-                    "resourceType is empty".into(),
-                ))
+                Err(Decoded::Rejected(RejectReason::InvalidFhir, "resourceType is empty".into()))
             } else {
-                Ok(Peeked {
-                    resource_type: rt,
-                    entry,
-                })
+                Ok(Peeked { resource_type: rt, entry })
             }
         }
-        Ok(Head {
-            resource_type: None,
-            ..
-        }) => Err(Decoded::Rejected(
-            RejectReason::InvalidFhir,
-            "resourceType: missing".into(),
-        )),
+        Ok(Head { resource_type: None, .. }) => Err(Decoded::Rejected(RejectReason::InvalidFhir, "resourceType: missing".into())),
         Err(e) => match e.classify() {
             serde_json::error::Category::Data => Err(Decoded::Rejected(
                 RejectReason::InvalidFhir,
                 format!("not a FHIR resource (an object with a resourceType string): {e}"),
             )),
-            _ => Err(Decoded::Rejected(
-                RejectReason::InvalidJson,
-                format!("not valid JSON: {e}"),
-            )),
+            _ => Err(Decoded::Rejected(RejectReason::InvalidJson, format!("not valid JSON: {e}"))),
         },
     }
 }
@@ -213,11 +160,7 @@ impl Scope<'_> {
         self.parent.and_then(|p| p.url(url))
     }
     fn identifier(&self, system: Option<&str>, value: &str) -> Option<&PatientKey> {
-        let here = self
-            .identifiers
-            .iter()
-            .find(|(s, v, _)| v == value && (system.is_none() || s.as_deref() == system))
-            .map(|(_, _, k)| k);
+        let here = self.identifiers.iter().find(|(s, v, _)| v == value && (system.is_none() || s.as_deref() == system)).map(|(_, _, k)| k);
         here.or_else(|| self.parent.and_then(|p| p.identifier(system, value)))
     }
 }
@@ -236,14 +179,7 @@ struct Ctx<'v, 'k> {
 }
 
 impl Ctx<'_, '_> {
-    fn bundle(
-        &mut self,
-        raw: &str,
-        entry: Option<&RawValue>,
-        depth: usize,
-        prefix: Option<&str>,
-        parent: Option<&Scope<'_>>,
-    ) {
+    fn bundle(&mut self, raw: &str, entry: Option<&RawValue>, depth: usize, prefix: Option<&str>, parent: Option<&Scope<'_>>) {
         let entries: Vec<Entry<'_>> = match entry {
             None => Vec::new(),
             Some(e) => match serde_json::from_str(e.get()) {
@@ -267,10 +203,7 @@ impl Ctx<'_, '_> {
             None => i.to_string(),
         };
         // Pass 1: types of every entry, and the Patients, so references can be resolved in any entry order.
-        let mut scope = Scope {
-            parent,
-            ..Scope::default()
-        };
+        let mut scope = Scope { parent, ..Scope::default() };
         let mut heads: Vec<Option<Result<Peeked<'_>, Decoded>>> = Vec::with_capacity(entries.len());
         let mut patients: Vec<Option<Decoded>> = Vec::with_capacity(entries.len());
         for e in &entries {
@@ -278,8 +211,7 @@ impl Ctx<'_, '_> {
             let mut patient = None;
             if let (Some(Ok(h)), Some(r)) = (&head, e.resource) {
                 if h.resource_type == "Patient" {
-                    let (d, ids) =
-                        resource::patient_with_identifiers(r.get(), e.full_url.as_deref());
+                    let (d, ids) = resource::patient_with_identifiers(r.get(), e.full_url.as_deref());
                     if let Decoded::Event(ev) = &d {
                         if let Some(u) = &e.full_url {
                             scope.patient_urls.insert(u.clone(), ev.patient.clone());
@@ -290,9 +222,7 @@ impl Ctx<'_, '_> {
                     }
                     patient = Some(d);
                 } else if let Some(u) = &e.full_url {
-                    scope
-                        .other_urls
-                        .insert(u.clone(), h.resource_type.to_string());
+                    scope.other_urls.insert(u.clone(), h.resource_type.to_string());
                 }
             }
             heads.push(head);
@@ -301,61 +231,33 @@ impl Ctx<'_, '_> {
         // Pass 2: every entry in order.
         let first = self.out.len();
         let mut deletes: Vec<(usize, String)> = Vec::new();
-        for (i, (e, (head, patient))) in entries
-            .iter()
-            .zip(heads.into_iter().zip(patients))
-            .enumerate()
-        {
+        for (i, (e, (head, patient))) in entries.iter().zip(heads.into_iter().zip(patients)).enumerate() {
             let entry_path = path(i);
             match (e.resource, head) {
                 (Some(r), Some(Ok(h))) => {
                     if h.resource_type == "Bundle" {
                         if depth >= MAX_BUNDLE_DEPTH {
                             let msg = format!("Bundle nested deeper than {MAX_BUNDLE_DEPTH}");
-                            self.push(
-                                Some(entry_path),
-                                Some("Bundle".into()),
-                                Decoded::Rejected(RejectReason::TooDeep, msg),
-                            );
+                            self.push(Some(entry_path), Some("Bundle".into()), Decoded::Rejected(RejectReason::TooDeep, msg));
                         } else {
-                            self.bundle(
-                                r.get(),
-                                h.entry,
-                                depth + 1,
-                                Some(&entry_path),
-                                Some(&scope),
-                            );
+                            self.bundle(r.get(), h.entry, depth + 1, Some(&entry_path), Some(&scope));
                         }
                         continue;
                     }
                     let decoded = match patient {
                         Some(d) => d,
-                        None => {
-                            self.resource(&h.resource_type, r.get(), e.full_url.as_deref(), &scope)
-                        }
+                        None => self.resource(&h.resource_type, r.get(), e.full_url.as_deref(), &scope),
                     };
-                    self.push(
-                        Some(entry_path),
-                        Some(h.resource_type.into_owned()),
-                        decoded,
-                    );
+                    self.push(Some(entry_path), Some(h.resource_type.into_owned()), decoded);
                 }
                 (Some(_), Some(Err(d))) => self.push(Some(entry_path), None, d),
                 (Some(_), None) => {}
                 (None, _) => {
-                    let delete = e.request.as_ref().filter(|q| {
-                        q.method
-                            .as_deref()
-                            .is_some_and(|m| m.eq_ignore_ascii_case("DELETE"))
-                    });
+                    let delete = e.request.as_ref().filter(|q| q.method.as_deref().is_some_and(|m| m.eq_ignore_ascii_case("DELETE")));
                     if let Some(q) = delete {
                         deletes.push((self.out.len(), q.url.clone().unwrap_or_default()));
                         // Placeholder, resolved below once the Bundle's patients are known.
-                        self.push(
-                            Some(entry_path),
-                            None,
-                            Decoded::Rejected(RejectReason::NoPatient, String::new()),
-                        );
+                        self.push(Some(entry_path), None, Decoded::Rejected(RejectReason::NoPatient, String::new()));
                     }
                     // Any other entry without a resource (a GET, a bare response) is not a resource.
                 }
@@ -371,11 +273,7 @@ impl Ctx<'_, '_> {
                 _ => None,
             })
             .collect();
-        let single = if bundle_patients.len() == 1 {
-            bundle_patients.into_iter().next()
-        } else {
-            None
-        };
+        let single = if bundle_patients.len() == 1 { bundle_patients.into_iter().next() } else { None };
         for (slot, url) in deletes {
             let (rt, decoded) = self.delete(&url, single.as_ref());
             if let Some(d) = self.out.get_mut(slot) {
@@ -400,32 +298,16 @@ impl Ctx<'_, '_> {
         }
         let (ty, id) = (segs[segs.len() - 2], segs[segs.len() - 1]);
         let Some(kind) = ResourceKind::parse(ty) else {
-            return (
-                Some(ty.to_string()),
-                Decoded::Ignored(
-                    IgnoreReason::UnsupportedResource,
-                    format!("DELETE of {ty} (not read)"),
-                ),
-            );
+            return (Some(ty.to_string()), Decoded::Ignored(IgnoreReason::UnsupportedResource, format!("DELETE of {ty} (not read)")));
         };
-        let patient = if kind == ResourceKind::Patient {
-            Some(PatientKey::from_id(id))
-        } else {
-            self.record_key.or(single).cloned()
-        };
+        let patient = if kind == ResourceKind::Patient { Some(PatientKey::from_id(id)) } else { self.record_key.or(single).cloned() };
         let Some(patient) = patient else {
             let msg = "DELETE entry: no patient (input not keyed by patient, and the Bundle does not name exactly one)".to_string();
-            return (
-                Some(ty.to_string()),
-                Decoded::Rejected(RejectReason::NoPatient, msg),
-            );
+            return (Some(ty.to_string()), Decoded::Rejected(RejectReason::NoPatient, msg));
         };
         let ev = ClinicalEvent {
             patient,
-            resource: ResourceId {
-                kind,
-                id: id.to_string(),
-            },
+            resource: ResourceId { kind, id: id.to_string() },
             version: ResourceVersion::Arrival,
             time: None,
             fact: Fact::Retraction,
@@ -434,20 +316,10 @@ impl Ctx<'_, '_> {
     }
 
     fn push(&mut self, entry: Option<String>, resource_type: Option<String>, decoded: Decoded) {
-        self.out.push(DecodedResource {
-            entry,
-            resource_type,
-            decoded,
-        });
+        self.out.push(DecodedResource { entry, resource_type, decoded });
     }
 
-    fn resource(
-        &self,
-        resource_type: &str,
-        raw: &str,
-        full_url: Option<&str>,
-        scope: &Scope<'_>,
-    ) -> Decoded {
+    fn resource(&self, resource_type: &str, raw: &str, full_url: Option<&str>, scope: &Scope<'_>) -> Decoded {
         let resolve = |r: Option<&oncowatch_fhir::Reference>| resolve_subject(r, scope);
         let ident = Identity { full_url, raw };
         match resource_type {
@@ -455,10 +327,7 @@ impl Ctx<'_, '_> {
             "Condition" => resource::condition(self.vocab, raw, &ident, resolve),
             "ImagingStudy" => resource::imaging_study(self.vocab, raw, &ident, resolve),
             "Patient" => resource::patient_with_identifiers(raw, full_url).0,
-            other => Decoded::Ignored(
-                IgnoreReason::UnsupportedResource,
-                format!("{other} is not read"),
-            ),
+            other => Decoded::Ignored(IgnoreReason::UnsupportedResource, format!("{other} is not read")),
         }
     }
 }
@@ -493,25 +362,18 @@ fn resolve_subject(r: Option<&oncowatch_fhir::Reference>, scope: &Scope<'_>) -> 
                 Some(Ok(k)) => Subject::Patient(k.clone()),
                 Some(Err(t)) => Subject::NotPatient(t.to_string()),
                 None => {
-                    let bare = u
-                        .trim_start_matches("urn:uuid:")
-                        .trim_start_matches("urn:oid:");
+                    let bare = u.trim_start_matches("urn:uuid:").trim_start_matches("urn:oid:");
                     Subject::Patient(PatientKey::from_id(bare))
                 }
             },
-            RefTarget::Unusable => {
-                Subject::Missing("subject reference is contained or not of the form Type/id".into())
-            }
+            RefTarget::Unusable => Subject::Missing("subject reference is contained or not of the form Type/id".into()),
         };
     }
     if let Some(i) = &r.identifier {
         if let Some(v) = i.value.as_deref().filter(|v| !v.is_empty()) {
             return match scope.identifier(i.system.as_deref(), v) {
                 Some(k) => Subject::Patient(k.clone()),
-                None => Subject::Patient(PatientKey::from_identifier(
-                    i.system.as_deref().unwrap_or(""),
-                    v,
-                )),
+                None => Subject::Patient(PatientKey::from_identifier(i.system.as_deref().unwrap_or(""), v)),
             };
         }
     }

@@ -4,13 +4,9 @@
 
 use super::{Decoded, Identity, Subject};
 use crate::core::event::{ClinicalEvent, Comparator, Fact};
-use crate::core::identity::{
-    parse_reference, EventTime, PatientKey, RefTarget, ResourceId, ResourceKind, ResourceVersion,
-};
+use crate::core::identity::{parse_reference, EventTime, PatientKey, RefTarget, ResourceId, ResourceKind, ResourceVersion};
 use crate::core::reason::{IgnoreReason, RejectReason};
-use crate::core::vocabulary::{
-    ConditionClass, ImagingGroup, ObservationClass, StageAxis, Vocabulary,
-};
+use crate::core::vocabulary::{ConditionClass, ImagingGroup, ObservationClass, StageAxis, Vocabulary};
 use oncowatch_fhir as fhir;
 
 fn invalid(e: fhir::DecodeError) -> Decoded {
@@ -29,23 +25,12 @@ fn version(meta: &fhir::Meta) -> ResourceVersion {
 
 fn time(t: Option<fhir::Time>) -> Option<EventTime> {
     // i64::MIN marks a date the calendar cannot hold (year out of range).
-    t.filter(|t| t.epoch_ms != i64::MIN)
-        .map(|t| EventTime(t.epoch_ms))
+    t.filter(|t| t.epoch_ms != i64::MIN).map(|t| EventTime(t.epoch_ms))
 }
 
 fn codes_of(c: &fhir::Concept) -> String {
-    let list: Vec<String> = c
-        .codings
-        .iter()
-        .take(3)
-        .map(|k| {
-            format!(
-                "{}|{}",
-                k.system.as_deref().unwrap_or(""),
-                k.code.as_deref().unwrap_or("")
-            )
-        })
-        .collect();
+    let list: Vec<String> =
+        c.codings.iter().take(3).map(|k| format!("{}|{}", k.system.as_deref().unwrap_or(""), k.code.as_deref().unwrap_or(""))).collect();
     if list.is_empty() {
         "no coding".into()
     } else {
@@ -57,14 +42,8 @@ fn codes_of(c: &fhir::Concept) -> String {
 fn patient_of(kind: &str, s: Subject) -> Result<PatientKey, Decoded> {
     match s {
         Subject::Patient(k) => Ok(k),
-        Subject::NotPatient(t) => Err(Decoded::Ignored(
-            IgnoreReason::SubjectNotPatient,
-            format!("{kind}.subject is a {t}, not a Patient"),
-        )),
-        Subject::Missing(why) => Err(Decoded::Rejected(
-            RejectReason::NoPatient,
-            format!("{kind}.subject: {why}"),
-        )),
+        Subject::NotPatient(t) => Err(Decoded::Ignored(IgnoreReason::SubjectNotPatient, format!("{kind}.subject is a {t}, not a Patient"))),
+        Subject::Missing(why) => Err(Decoded::Rejected(RejectReason::NoPatient, format!("{kind}.subject: {why}"))),
     }
 }
 
@@ -78,70 +57,38 @@ pub(super) fn observation(
         Ok(o) => o,
         Err(e) => return invalid(e),
     };
-    let class = o.code.codings.iter().find_map(|c| {
-        c.code
-            .as_deref()
-            .and_then(|code| vocab.observation(c.system.as_deref(), code))
-    });
+    let class = o.code.codings.iter().find_map(|c| c.code.as_deref().and_then(|code| vocab.observation(c.system.as_deref(), code)));
     let Some(class) = class else {
-        return Decoded::Ignored(
-            IgnoreReason::NotRelevant,
-            format!(
-                "Observation.code ({}) is not in the vocabulary",
-                codes_of(&o.code)
-            ),
-        );
+        return Decoded::Ignored(IgnoreReason::NotRelevant, format!("Observation.code ({}) is not in the vocabulary", codes_of(&o.code)));
     };
     let retract = o.status == "entered-in-error";
     if matches!(o.status.as_str(), "registered" | "cancelled" | "unknown") {
-        return Decoded::Ignored(
-            IgnoreReason::StatusExcluded,
-            format!("Observation.status is {}", o.status),
-        );
+        return Decoded::Ignored(IgnoreReason::StatusExcluded, format!("Observation.status is {}", o.status));
     }
     let patient = match patient_of("Observation", resolve(o.subject.as_ref())) {
         Ok(p) => p,
         Err(d) => return d,
     };
     let when = time(o.effective).or(time(o.issued));
-    let resource = ResourceId {
-        kind: ResourceKind::Observation,
-        id: ident.id(o.id.as_deref()),
-    };
+    let resource = ResourceId { kind: ResourceKind::Observation, id: ident.id(o.id.as_deref()) };
     let version = version(&o.meta);
     if retract {
-        return Decoded::Event(ClinicalEvent {
-            patient,
-            resource,
-            version,
-            time: when,
-            fact: Fact::Retraction,
-        });
+        return Decoded::Event(ClinicalEvent { patient, resource, version, time: when, fact: Fact::Retraction });
     }
     let Some(when) = when else {
         return Decoded::Rejected(
             RejectReason::NoEventTime,
-            "Observation: none of effectiveDateTime, effectiveInstant, effectivePeriod, issued"
-                .into(),
+            "Observation: none of effectiveDateTime, effectiveInstant, effectivePeriod, issued".into(),
         );
     };
     if o.data_absent {
-        return Decoded::Ignored(
-            IgnoreReason::NoValue,
-            "Observation.dataAbsentReason is set".into(),
-        );
+        return Decoded::Ignored(IgnoreReason::NoValue, "Observation.dataAbsentReason is set".into());
     }
     let fact = match observation_fact(vocab, class, o.value.as_ref()) {
         Ok(f) => f,
         Err(d) => return d,
     };
-    Decoded::Event(ClinicalEvent {
-        patient,
-        resource,
-        version,
-        time: Some(when),
-        fact,
-    })
+    Decoded::Event(ClinicalEvent { patient, resource, version, time: Some(when), fact })
 }
 
 fn value_form(v: &fhir::Value) -> &'static str {
@@ -154,11 +101,7 @@ fn value_form(v: &fhir::Value) -> &'static str {
     }
 }
 
-fn observation_fact(
-    vocab: &Vocabulary,
-    class: ObservationClass,
-    value: Option<&fhir::Value>,
-) -> Result<Fact, Decoded> {
+fn observation_fact(vocab: &Vocabulary, class: ObservationClass, value: Option<&fhir::Value>) -> Result<Fact, Decoded> {
     let no_value = |msg: String| Decoded::Ignored(IgnoreReason::NoValue, msg);
     let Some(value) = value else {
         return Err(no_value("Observation has no value[x]".into()));
@@ -171,57 +114,33 @@ fn observation_fact(
                     let Some(v) = q.value.filter(|v| v.is_finite()) else {
                         return Err(no_value("Observation.valueQuantity has no value".into()));
                     };
-                    let Some(factor) = vocab.unit_factor(
-                        series,
-                        q.system.as_deref(),
-                        q.code.as_deref(),
-                        q.unit.as_deref(),
-                    ) else {
+                    let Some(factor) = vocab.unit_factor(series, q.system.as_deref(), q.code.as_deref(), q.unit.as_deref()) else {
                         let shown = q.code.as_deref().or(q.unit.as_deref()).unwrap_or("(none)");
                         let msg = format!("Observation.valueQuantity unit {shown:?} is not convertible to {} for {}", s.unit, s.key);
                         return Err(Decoded::Ignored(IgnoreReason::UnconvertibleUnit, msg));
                     };
                     let comparator = q.comparator.as_deref().and_then(Comparator::parse);
-                    Ok(Fact::Measurement {
-                        series,
-                        value: v * factor,
-                        comparator,
-                    })
+                    Ok(Fact::Measurement { series, value: v * factor, comparator })
                 }
                 fhir::Value::Integer(_) => {
-                    let msg = format!(
-                        "Observation.valueInteger carries no unit; {} needs {}",
-                        s.key, s.unit
-                    );
+                    let msg = format!("Observation.valueInteger carries no unit; {} needs {}", s.key, s.unit);
                     Err(Decoded::Ignored(IgnoreReason::UnconvertibleUnit, msg))
                 }
-                other => Err(no_value(format!(
-                    "{} is not read for {}",
-                    value_form(other),
-                    s.key
-                ))),
+                other => Err(no_value(format!("{} is not read for {}", value_form(other), s.key))),
             }
         }
         ObservationClass::Ecog => {
             let score = match value {
                 fhir::Value::Integer(i) => u8::try_from(*i).ok(),
-                fhir::Value::Quantity(q) => q
-                    .value
-                    .filter(|v| v.fract() == 0.0 && (0.0..=5.0).contains(v))
-                    .map(|v| v as u8),
-                fhir::Value::Concept(c) => c.codings.iter().find_map(|k| {
-                    k.code
-                        .as_deref()
-                        .and_then(|code| vocab.ecog_answers.get(code).copied())
-                }),
+                fhir::Value::Quantity(q) => q.value.filter(|v| v.fract() == 0.0 && (0.0..=5.0).contains(v)).map(|v| v as u8),
+                fhir::Value::Concept(c) => {
+                    c.codings.iter().find_map(|k| k.code.as_deref().and_then(|code| vocab.ecog_answers.get(code).copied()))
+                }
                 _ => None,
             };
             match score.filter(|s| *s <= 5) {
                 Some(s) => Ok(Fact::Ecog(s)),
-                None => Err(no_value(format!(
-                    "ECOG {} is not a score 0-5 or a LOINC answer code",
-                    value_form(value)
-                ))),
+                None => Err(no_value(format!("ECOG {} is not a score 0-5 or a LOINC answer code", value_form(value)))),
             }
         }
         ObservationClass::Stage(axis) => {
@@ -240,10 +159,7 @@ fn observation_fact(
             };
             match texts.iter().find_map(|t| super::stage::parse(axis, t)) {
                 Some(v) => Ok(Fact::Stage { axis, value: v }),
-                None => Err(no_value(format!(
-                    "stage value not recognised for {}",
-                    axis_name(axis)
-                ))),
+                None => Err(no_value(format!("stage value not recognised for {}", axis_name(axis)))),
             }
         }
     }
@@ -271,75 +187,35 @@ pub(super) fn condition(
     let Some(code) = c.code.as_ref() else {
         return Decoded::Ignored(IgnoreReason::NotRelevant, "Condition has no code".into());
     };
-    let class = code.codings.iter().find_map(|k| {
-        k.code
-            .as_deref()
-            .and_then(|v| vocab.condition(k.system.as_deref(), v))
-    });
+    let class = code.codings.iter().find_map(|k| k.code.as_deref().and_then(|v| vocab.condition(k.system.as_deref(), v)));
     let fact = match class {
         None => {
-            return Decoded::Ignored(
-                IgnoreReason::NotRelevant,
-                format!(
-                    "Condition.code ({}) is not in the vocabulary",
-                    codes_of(code)
-                ),
-            )
+            return Decoded::Ignored(IgnoreReason::NotRelevant, format!("Condition.code ({}) is not in the vocabulary", codes_of(code)))
         }
         Some(ConditionClass::Ignored) => {
-            return Decoded::Ignored(
-                IgnoreReason::NotRelevant,
-                format!(
-                    "Condition.code ({}) is listed as not relevant",
-                    codes_of(code)
-                ),
-            )
+            return Decoded::Ignored(IgnoreReason::NotRelevant, format!("Condition.code ({}) is listed as not relevant", codes_of(code)))
         }
         Some(ConditionClass::Primary(site)) => Fact::Primary(site),
         Some(ConditionClass::NotEligible) => Fact::NotEligible,
         Some(ConditionClass::Metastasis) => Fact::Metastasis,
         Some(ConditionClass::Finding(g)) => Fact::Finding(g),
     };
-    let verification = c
-        .verification_status
-        .as_ref()
-        .and_then(|v| v.codings.iter().find_map(|k| k.code.clone()));
-    let retract = matches!(
-        verification.as_deref(),
-        Some("entered-in-error" | "refuted")
-    );
+    let verification = c.verification_status.as_ref().and_then(|v| v.codings.iter().find_map(|k| k.code.clone()));
+    let retract = matches!(verification.as_deref(), Some("entered-in-error" | "refuted"));
     let patient = match patient_of("Condition", resolve(Some(&c.subject))) {
         Ok(p) => p,
         Err(d) => return d,
     };
     let when = time(c.onset).or(time(c.recorded));
-    let resource = ResourceId {
-        kind: ResourceKind::Condition,
-        id: ident.id(c.id.as_deref()),
-    };
+    let resource = ResourceId { kind: ResourceKind::Condition, id: ident.id(c.id.as_deref()) };
     let version = version(&c.meta);
     if retract {
-        return Decoded::Event(ClinicalEvent {
-            patient,
-            resource,
-            version,
-            time: when,
-            fact: Fact::Retraction,
-        });
+        return Decoded::Event(ClinicalEvent { patient, resource, version, time: when, fact: Fact::Retraction });
     }
     let Some(when) = when else {
-        return Decoded::Rejected(
-            RejectReason::NoEventTime,
-            "Condition: none of onsetDateTime, onsetPeriod.start, recordedDate".into(),
-        );
+        return Decoded::Rejected(RejectReason::NoEventTime, "Condition: none of onsetDateTime, onsetPeriod.start, recordedDate".into());
     };
-    Decoded::Event(ClinicalEvent {
-        patient,
-        resource,
-        version,
-        time: Some(when),
-        fact,
-    })
+    Decoded::Event(ClinicalEvent { patient, resource, version, time: Some(when), fact })
 }
 
 pub(super) fn imaging_study(
@@ -352,68 +228,37 @@ pub(super) fn imaging_study(
         Ok(s) => s,
         Err(e) => return invalid(e),
     };
-    let mut groups: Vec<ImagingGroup> = s
-        .modalities
-        .iter()
-        .filter_map(|m| vocab.imaging.get(m).copied())
-        .collect();
+    let mut groups: Vec<ImagingGroup> = s.modalities.iter().filter_map(|m| vocab.imaging.get(m).copied()).collect();
     groups.sort();
     groups.dedup();
     if groups.is_empty() {
         return Decoded::Ignored(
             IgnoreReason::NotRelevant,
-            format!(
-                "ImagingStudy modalities {:?} are not in the vocabulary",
-                s.modalities
-            ),
+            format!("ImagingStudy modalities {:?} are not in the vocabulary", s.modalities),
         );
     }
     let retract = s.status == "entered-in-error";
     if s.status == "cancelled" {
-        return Decoded::Ignored(
-            IgnoreReason::StatusExcluded,
-            "ImagingStudy.status is cancelled".into(),
-        );
+        return Decoded::Ignored(IgnoreReason::StatusExcluded, "ImagingStudy.status is cancelled".into());
     }
     let patient = match patient_of("ImagingStudy", resolve(Some(&s.subject))) {
         Ok(p) => p,
         Err(d) => return d,
     };
     let when = time(s.started);
-    let resource = ResourceId {
-        kind: ResourceKind::ImagingStudy,
-        id: ident.id(s.id.as_deref()),
-    };
+    let resource = ResourceId { kind: ResourceKind::ImagingStudy, id: ident.id(s.id.as_deref()) };
     let version = version(&s.meta);
     if retract {
-        return Decoded::Event(ClinicalEvent {
-            patient,
-            resource,
-            version,
-            time: when,
-            fact: Fact::Retraction,
-        });
+        return Decoded::Event(ClinicalEvent { patient, resource, version, time: when, fact: Fact::Retraction });
     }
     let Some(when) = when else {
-        return Decoded::Rejected(
-            RejectReason::NoEventTime,
-            "ImagingStudy.started is missing".into(),
-        );
+        return Decoded::Rejected(RejectReason::NoEventTime, "ImagingStudy.started is missing".into());
     };
-    Decoded::Event(ClinicalEvent {
-        patient,
-        resource,
-        version,
-        time: Some(when),
-        fact: Fact::Imaging(groups),
-    })
+    Decoded::Event(ClinicalEvent { patient, resource, version, time: Some(when), fact: Fact::Imaging(groups) })
 }
 
 /// Decodes a Patient, also returning its business identifiers (for identifier-only references).
-pub(super) fn patient_with_identifiers(
-    raw: &str,
-    full_url: Option<&str>,
-) -> (Decoded, Vec<(Option<String>, String)>) {
+pub(super) fn patient_with_identifiers(raw: &str, full_url: Option<&str>) -> (Decoded, Vec<(Option<String>, String)>) {
     let p = match fhir::patient(raw) {
         Ok(p) => p,
         Err(e) => return (invalid(e), Vec::new()),
@@ -422,31 +267,15 @@ pub(super) fn patient_with_identifiers(
         (Some(id), _) => Some(PatientKey::from_id(id)),
         (None, Some(u)) => match parse_reference(u) {
             RefTarget::Patient(id) => Some(PatientKey::from_id(&id)),
-            RefTarget::Urn(u) => Some(PatientKey::from_id(
-                u.trim_start_matches("urn:uuid:")
-                    .trim_start_matches("urn:oid:"),
-            )),
+            RefTarget::Urn(u) => Some(PatientKey::from_id(u.trim_start_matches("urn:uuid:").trim_start_matches("urn:oid:"))),
             _ => None,
         },
         (None, None) => None,
     };
-    let ids: Vec<(Option<String>, String)> = p
-        .identifiers
-        .iter()
-        .filter_map(|i| i.value.clone().map(|v| (i.system.clone(), v)))
-        .collect();
-    let key = key.or_else(|| {
-        ids.first()
-            .map(|(s, v)| PatientKey::from_identifier(s.as_deref().unwrap_or(""), v))
-    });
+    let ids: Vec<(Option<String>, String)> = p.identifiers.iter().filter_map(|i| i.value.clone().map(|v| (i.system.clone(), v))).collect();
+    let key = key.or_else(|| ids.first().map(|(s, v)| PatientKey::from_identifier(s.as_deref().unwrap_or(""), v)));
     let Some(patient) = key else {
-        return (
-            Decoded::Rejected(
-                RejectReason::NoPatient,
-                "Patient has no id, fullUrl or identifier".into(),
-            ),
-            ids,
-        );
+        return (Decoded::Rejected(RejectReason::NoPatient, "Patient has no id, fullUrl or identifier".into()), ids);
     };
     let female = p.gender.as_deref().and_then(|g| match g {
         "female" => Some(true),
@@ -454,18 +283,11 @@ pub(super) fn patient_with_identifiers(
         _ => None,
     });
     let ev = ClinicalEvent {
-        resource: ResourceId {
-            kind: ResourceKind::Patient,
-            id: patient.as_str().trim_start_matches("Patient/").to_string(),
-        },
+        resource: ResourceId { kind: ResourceKind::Patient, id: patient.as_str().trim_start_matches("Patient/").to_string() },
         patient,
         version: version(&p.meta),
         time: None,
-        fact: Fact::Demographics {
-            birth: time(p.birth_date),
-            female,
-            deceased: p.deceased,
-        },
+        fact: Fact::Demographics { birth: time(p.birth_date), female, deceased: p.deceased },
     };
     (Decoded::Event(ev), ids)
 }

@@ -16,17 +16,11 @@ pub(super) fn parse(axis: StageAxis, text: &str) -> Option<u8> {
 fn group(t: &str) -> Option<u8> {
     let lower = t.to_ascii_lowercase();
     let rest = lower.strip_prefix("stage").unwrap_or(&lower).trim_start();
-    let rest = rest
-        .split(|c: char| c.is_whitespace() || c == '(')
-        .next()
-        .unwrap_or("");
+    let rest = rest.split(|c: char| c.is_whitespace() || c == '(').next().unwrap_or("");
     if let Some(d) = rest.chars().next().and_then(|c| c.to_digit(10)) {
         return u8::try_from(d).ok().filter(|d| *d <= 4);
     }
-    let roman: String = rest
-        .chars()
-        .take_while(|c| matches!(c, 'i' | 'v'))
-        .collect();
+    let roman: String = rest.chars().take_while(|c| matches!(c, 'i' | 'v')).collect();
     match roman.as_str() {
         "i" => Some(1),
         "ii" => Some(2),

@@ -19,11 +19,7 @@ impl Isotonic {
         if pairs.is_empty() {
             return None;
         }
-        let mut p: Vec<(f64, f64)> = pairs
-            .iter()
-            .copied()
-            .filter(|(x, y)| x.is_finite() && y.is_finite())
-            .collect();
+        let mut p: Vec<(f64, f64)> = pairs.iter().copied().filter(|(x, y)| x.is_finite() && y.is_finite()).collect();
         p.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.total_cmp(&b.1)));
         // Blocks: (lower edge, sum of labels, count).
         let mut blocks: Vec<(f64, f64, f64)> = Vec::new();
@@ -40,19 +36,12 @@ impl Isotonic {
                 }
             }
         }
-        Some(Isotonic {
-            edges: blocks.iter().map(|b| b.0).collect(),
-            values: blocks.iter().map(|b| (b.1 / b.2).clamp(0.0, 1.0)).collect(),
-        })
+        Some(Isotonic { edges: blocks.iter().map(|b| b.0).collect(), values: blocks.iter().map(|b| (b.1 / b.2).clamp(0.0, 1.0)).collect() })
     }
 
     pub fn probability(&self, raw: f64) -> f64 {
         let i = self.edges.partition_point(|e| *e <= raw);
-        let v = if i == 0 {
-            self.values.first()
-        } else {
-            self.values.get(i - 1)
-        };
+        let v = if i == 0 { self.values.first() } else { self.values.get(i - 1) };
         v.copied().unwrap_or(0.0)
     }
 
@@ -60,8 +49,7 @@ impl Isotonic {
         if self.edges.len() != self.values.len() || self.edges.is_empty() {
             return Err("calibration: edges and values differ in length or are empty".into());
         }
-        if self.edges.windows(2).any(|w| w[0] > w[1]) || self.values.windows(2).any(|w| w[0] > w[1])
-        {
+        if self.edges.windows(2).any(|w| w[0] > w[1]) || self.values.windows(2).any(|w| w[0] > w[1]) {
             return Err("calibration: not monotone".into());
         }
         if self.values.iter().any(|v| !(0.0..=1.0).contains(v)) {
@@ -77,8 +65,7 @@ mod tests {
 
     #[test]
     fn pav_pools_violations_and_is_monotone() {
-        let c =
-            Isotonic::fit(&[(0.1, 0.0), (0.2, 1.0), (0.3, 0.0), (0.4, 1.0), (0.5, 1.0)]).unwrap();
+        let c = Isotonic::fit(&[(0.1, 0.0), (0.2, 1.0), (0.3, 0.0), (0.4, 1.0), (0.5, 1.0)]).unwrap();
         c.validate().unwrap();
         assert_eq!(c.probability(0.0), 0.0);
         assert_eq!(c.probability(0.25), 0.5);

@@ -41,17 +41,11 @@ pub enum ForestError {
 impl Forest {
     /// Compiles smartcore's serde JSON of a fitted `XGRegressor` (fields `parameters`, `regressors`; a node
     /// has `left`, `right`, `value`, `threshold`, `split_feature_idx`).
-    pub fn from_smartcore_json(
-        v: &serde_json::Value,
-        n_features: usize,
-    ) -> Result<Forest, ForestError> {
+    pub fn from_smartcore_json(v: &serde_json::Value, n_features: usize) -> Result<Forest, ForestError> {
         let err = |m: &str| ForestError::Shape(m.to_string());
         let params = v.get("parameters").ok_or_else(|| err("no `parameters`"))?;
         let num = |k: &str| {
-            params
-                .get(k)
-                .and_then(serde_json::Value::as_f64)
-                .ok_or_else(|| ForestError::Shape(format!("parameters.{k} missing")))
+            params.get(k).and_then(serde_json::Value::as_f64).ok_or_else(|| ForestError::Shape(format!("parameters.{k} missing")))
         };
         let mut f = Forest {
             base_score: num("base_score")?,
@@ -60,10 +54,7 @@ impl Forest {
             roots: Vec::new(),
             nodes: Vec::new(),
         };
-        let trees = v
-            .get("regressors")
-            .and_then(serde_json::Value::as_array)
-            .ok_or_else(|| err("no `regressors`"))?;
+        let trees = v.get("regressors").and_then(serde_json::Value::as_array).ok_or_else(|| err("no `regressors`"))?;
         for t in trees {
             let root = f.push(t, 0)?;
             f.roots.push(root);
@@ -76,23 +67,10 @@ impl Forest {
         if depth > 64 {
             return Err(ForestError::Shape("tree deeper than 64".into()));
         }
-        let value = n
-            .get("value")
-            .and_then(serde_json::Value::as_f64)
-            .ok_or_else(|| ForestError::Shape("node without value".into()))?;
-        let idx = u32::try_from(self.nodes.len())
-            .map_err(|_| ForestError::Shape("too many nodes".into()))?;
-        let (left, right) = (
-            n.get("left").filter(|x| !x.is_null()),
-            n.get("right").filter(|x| !x.is_null()),
-        );
-        self.nodes.push(Node {
-            feature: LEAF,
-            threshold: 0.0,
-            left: 0,
-            right: 0,
-            value,
-        });
+        let value = n.get("value").and_then(serde_json::Value::as_f64).ok_or_else(|| ForestError::Shape("node without value".into()))?;
+        let idx = u32::try_from(self.nodes.len()).map_err(|_| ForestError::Shape("too many nodes".into()))?;
+        let (left, right) = (n.get("left").filter(|x| !x.is_null()), n.get("right").filter(|x| !x.is_null()));
+        self.nodes.push(Node { feature: LEAF, threshold: 0.0, left: 0, right: 0, value });
         if let (Some(l), Some(r)) = (left, right) {
             let feature = n
                 .get("split_feature_idx")
@@ -104,15 +82,8 @@ impl Forest {
                 .ok_or_else(|| ForestError::Shape("split without threshold".into()))?;
             let li = self.push(l, depth + 1)?;
             let ri = self.push(r, depth + 1)?;
-            let feature = u32::try_from(feature)
-                .map_err(|_| ForestError::Shape("feature index too large".into()))?;
-            self.nodes[idx as usize] = Node {
-                feature,
-                threshold,
-                left: li,
-                right: ri,
-                value,
-            };
+            let feature = u32::try_from(feature).map_err(|_| ForestError::Shape("feature index too large".into()))?;
+            self.nodes[idx as usize] = Node { feature, threshold, left: li, right: ri, value };
         }
         Ok(idx)
     }
@@ -121,9 +92,7 @@ impl Forest {
     pub fn validate(&self) -> Result<(), ForestError> {
         let n = self.nodes.len() as u32;
         if !self.base_score.is_finite() || !self.learning_rate.is_finite() {
-            return Err(ForestError::Shape(
-                "base score or learning rate not finite".into(),
-            ));
+            return Err(ForestError::Shape("base score or learning rate not finite".into()));
         }
         for r in &self.roots {
             if *r >= n {
@@ -136,20 +105,11 @@ impl Forest {
             }
             if node.feature != LEAF {
                 // Children come after their parent: this also rules out cycles.
-                if node.left >= n
-                    || node.right >= n
-                    || node.left as usize <= i
-                    || node.right as usize <= i
-                {
-                    return Err(ForestError::Shape(format!(
-                        "node {i}: child index out of range"
-                    )));
+                if node.left >= n || node.right >= n || node.left as usize <= i || node.right as usize <= i {
+                    return Err(ForestError::Shape(format!("node {i}: child index out of range")));
                 }
                 if node.feature as usize >= self.n_features {
-                    return Err(ForestError::Shape(format!(
-                        "node {i}: feature {} out of range",
-                        node.feature
-                    )));
+                    return Err(ForestError::Shape(format!("node {i}: feature {} out of range", node.feature)));
                 }
             }
         }
@@ -159,11 +119,7 @@ impl Forest {
     fn leaf(&self, root: u32, x: &[f64]) -> &Node {
         let mut n = &self.nodes[root as usize];
         while n.feature != LEAF {
-            n = &self.nodes[if x[n.feature as usize] <= n.threshold {
-                n.left
-            } else {
-                n.right
-            } as usize];
+            n = &self.nodes[if x[n.feature as usize] <= n.threshold { n.left } else { n.right } as usize];
         }
         n
     }
@@ -192,11 +148,7 @@ impl Forest {
         for r in &self.roots {
             let mut n = &self.nodes[*r as usize];
             while n.feature != LEAF {
-                let child = &self.nodes[if x[n.feature as usize] <= n.threshold {
-                    n.left
-                } else {
-                    n.right
-                } as usize];
+                let child = &self.nodes[if x[n.feature as usize] <= n.threshold { n.left } else { n.right } as usize];
                 contrib[n.feature as usize] += self.learning_rate * (child.value - n.value);
                 n = child;
             }

@@ -28,11 +28,7 @@ pub struct SchemaRef {
 
 impl SchemaRef {
     pub fn current() -> Self {
-        SchemaRef {
-            name: SCHEMA_NAME.into(),
-            version: SCHEMA_VERSION,
-            features: NAMES.iter().map(|s| s.to_string()).collect(),
-        }
+        SchemaRef { name: SCHEMA_NAME.into(), version: SCHEMA_VERSION, features: NAMES.iter().map(|s| s.to_string()).collect() }
     }
 }
 
@@ -57,9 +53,7 @@ pub struct ModelFile {
 pub enum ModelError {
     #[error("model file is not valid JSON or is truncated: {0}")]
     Corrupt(String),
-    #[error(
-        "model file format version {0} is not readable by this build (it reads {FORMAT_VERSION})"
-    )]
+    #[error("model file format version {0} is not readable by this build (it reads {FORMAT_VERSION})")]
     Format(u32),
     #[error("model was trained on feature schema {found}, this build computes {expected}: retrain the model")]
     Schema { found: String, expected: String },
@@ -94,78 +88,45 @@ pub fn version_of(bytes: &[u8]) -> String {
 
 impl Model {
     pub fn from_bytes(bytes: &[u8]) -> Result<Model, ModelError> {
-        let v: serde_json::Value =
-            serde_json::from_slice(bytes).map_err(|e| ModelError::Corrupt(e.to_string()))?;
-        let fv = v
-            .get("format_version")
-            .and_then(serde_json::Value::as_u64)
-            .ok_or_else(|| ModelError::Corrupt("no format_version".into()))?;
+        let v: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| ModelError::Corrupt(e.to_string()))?;
+        let fv =
+            v.get("format_version").and_then(serde_json::Value::as_u64).ok_or_else(|| ModelError::Corrupt("no format_version".into()))?;
         if fv != u64::from(FORMAT_VERSION) {
             return Err(ModelError::Format(u32::try_from(fv).unwrap_or(u32::MAX)));
         }
-        let file: ModelFile =
-            serde_json::from_value(v).map_err(|e| ModelError::Corrupt(e.to_string()))?;
+        let file: ModelFile = serde_json::from_value(v).map_err(|e| ModelError::Corrupt(e.to_string()))?;
         let current = SchemaRef::current();
         if file.schema != current {
             return Err(ModelError::Schema {
-                found: format!(
-                    "{} v{} ({} features)",
-                    file.schema.name,
-                    file.schema.version,
-                    file.schema.features.len()
-                ),
-                expected: format!(
-                    "{} v{} ({} features)",
-                    current.name,
-                    current.version,
-                    current.features.len()
-                ),
+                found: format!("{} v{} ({} features)", file.schema.name, file.schema.version, file.schema.features.len()),
+                expected: format!("{} v{} ({} features)", current.name, current.version, current.features.len()),
             });
         }
         if file.imputation.len() != N_FEATURES || file.imputation.iter().any(|x| !x.is_finite()) {
-            return Err(ModelError::Invalid(
-                "imputation must hold one finite value per feature".into(),
-            ));
+            return Err(ModelError::Invalid("imputation must hold one finite value per feature".into()));
         }
         if file.forest.n_features != N_FEATURES {
-            return Err(ModelError::Invalid(
-                "trees are for another number of features".into(),
-            ));
+            return Err(ModelError::Invalid("trees are for another number of features".into()));
         }
-        file.forest
-            .validate()
-            .map_err(|e| ModelError::Invalid(e.to_string()))?;
+        file.forest.validate().map_err(|e| ModelError::Invalid(e.to_string()))?;
         file.calibration.validate().map_err(ModelError::Invalid)?;
-        Ok(Model {
-            version: version_of(bytes),
-            file,
-        })
+        Ok(Model { version: version_of(bytes), file })
     }
 
     pub fn load(path: &std::path::Path) -> Result<Model, ModelError> {
-        let bytes = std::fs::read(path)
-            .map_err(|e| ModelError::Corrupt(format!("{}: {e}", path.display())))?;
+        let bytes = std::fs::read(path).map_err(|e| ModelError::Corrupt(format!("{}: {e}", path.display())))?;
         Self::from_bytes(&bytes)
     }
 
     /// The imputed row of a feature vector.
     pub fn row(&self, fv: &FeatureVector) -> Vec<f64> {
-        fv.values
-            .iter()
-            .zip(&self.file.imputation)
-            .map(|(v, m)| v.unwrap_or(*m))
-            .collect()
+        fv.values.iter().zip(&self.file.imputation).map(|(v, m)| v.unwrap_or(*m)).collect()
     }
 
     pub fn score(&self, fv: &FeatureVector) -> Score {
         let row = self.row(fv);
         let (raw, contributions) = self.file.forest.explain(&row);
-        Score {
-            raw,
-            probability: self.file.calibration.probability(raw),
-            contributions,
-            row,
-        }
+        Score { raw, probability: self.file.calibration.probability(raw), contributions, row }
     }
 
     pub fn horizon_days(&self) -> u32 {

@@ -39,14 +39,8 @@ pub const STAGE_WEIGHTS: [f64; 3] = [0.35, 0.38, 0.27];
 /// Probability of metastasis during follow-up by stage group I, II, III (before the site multiplier).
 pub const METASTASIS_BY_STAGE: [f64; 3] = [0.08, 0.18, 0.35];
 /// Site multipliers of the metastasis probability (weighted mean about 1).
-pub const METASTASIS_SITE_FACTOR: [(Site, f64); 6] = [
-    (Site::Breast, 0.85),
-    (Site::Colorectal, 1.0),
-    (Site::Lung, 1.25),
-    (Site::Prostate, 0.8),
-    (Site::Melanoma, 1.2),
-    (Site::Other, 1.1),
-];
+pub const METASTASIS_SITE_FACTOR: [(Site, f64); 6] =
+    [(Site::Breast, 0.85), (Site::Colorectal, 1.0), (Site::Lung, 1.25), (Site::Prostate, 0.8), (Site::Melanoma, 1.2), (Site::Other, 1.1)];
 /// Metastasis time after diagnosis, days (3-30 months).
 pub const METASTASIS_DAYS: (f64, f64) = (91.0, 913.0);
 /// Follow-up after diagnosis without metastasis, days (1-3 years).
@@ -123,19 +117,11 @@ pub struct Coded {
 }
 
 const fn sct(code: &'static str, display: &'static str) -> Coded {
-    Coded {
-        system: SNOMED,
-        code,
-        display,
-    }
+    Coded { system: SNOMED, code, display }
 }
 
 const fn icd(code: &'static str, display: &'static str) -> Coded {
-    Coded {
-        system: ICD10CM,
-        code,
-        display,
-    }
+    Coded { system: ICD10CM, code, display }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -163,287 +149,69 @@ const fn pc(code: Coded, sex: SexRule, marker: Option<Marker>) -> PrimaryCode {
 }
 
 const BREAST_CODES: [PrimaryCode; 7] = [
-    pc(
-        sct("254837009", "Malignant neoplasm of breast (disorder)"),
-        SexRule::Any,
-        None,
-    ),
-    pc(
-        icd(
-            "C50.911",
-            "Malignant neoplasm of unspecified site of right female breast",
-        ),
-        SexRule::Female,
-        None,
-    ),
-    pc(
-        icd(
-            "C50.912",
-            "Malignant neoplasm of unspecified site of left female breast",
-        ),
-        SexRule::Female,
-        None,
-    ),
-    pc(
-        icd(
-            "C50.411",
-            "Malignant neoplasm of upper-outer quadrant of right female breast",
-        ),
-        SexRule::Female,
-        None,
-    ),
-    pc(
-        icd(
-            "C50.412",
-            "Malignant neoplasm of upper-outer quadrant of left female breast",
-        ),
-        SexRule::Female,
-        None,
-    ),
-    pc(
-        icd(
-            "C50.921",
-            "Malignant neoplasm of unspecified site of right male breast",
-        ),
-        SexRule::Male,
-        None,
-    ),
-    pc(
-        icd(
-            "C50.922",
-            "Malignant neoplasm of unspecified site of left male breast",
-        ),
-        SexRule::Male,
-        None,
-    ),
+    pc(sct("254837009", "Malignant neoplasm of breast (disorder)"), SexRule::Any, None),
+    pc(icd("C50.911", "Malignant neoplasm of unspecified site of right female breast"), SexRule::Female, None),
+    pc(icd("C50.912", "Malignant neoplasm of unspecified site of left female breast"), SexRule::Female, None),
+    pc(icd("C50.411", "Malignant neoplasm of upper-outer quadrant of right female breast"), SexRule::Female, None),
+    pc(icd("C50.412", "Malignant neoplasm of upper-outer quadrant of left female breast"), SexRule::Female, None),
+    pc(icd("C50.921", "Malignant neoplasm of unspecified site of right male breast"), SexRule::Male, None),
+    pc(icd("C50.922", "Malignant neoplasm of unspecified site of left male breast"), SexRule::Male, None),
 ];
 
 const COLORECTAL_CODES: [PrimaryCode; 8] = [
-    pc(
-        sct("93761005", "Primary malignant neoplasm of colon"),
-        SexRule::Any,
-        None,
-    ),
-    pc(
-        sct("363406005", "Malignant tumor of colon"),
-        SexRule::Any,
-        None,
-    ),
-    pc(
-        sct("363351006", "Malignant tumor of rectum"),
-        SexRule::Any,
-        None,
-    ),
-    pc(
-        icd("C18.7", "Malignant neoplasm of sigmoid colon"),
-        SexRule::Any,
-        None,
-    ),
-    pc(
-        icd("C18.2", "Malignant neoplasm of ascending colon"),
-        SexRule::Any,
-        None,
-    ),
-    pc(
-        icd("C18.0", "Malignant neoplasm of cecum"),
-        SexRule::Any,
-        None,
-    ),
-    pc(
-        icd("C20", "Malignant neoplasm of rectum"),
-        SexRule::Any,
-        None,
-    ),
-    pc(
-        icd("C19", "Malignant neoplasm of rectosigmoid junction"),
-        SexRule::Any,
-        None,
-    ),
+    pc(sct("93761005", "Primary malignant neoplasm of colon"), SexRule::Any, None),
+    pc(sct("363406005", "Malignant tumor of colon"), SexRule::Any, None),
+    pc(sct("363351006", "Malignant tumor of rectum"), SexRule::Any, None),
+    pc(icd("C18.7", "Malignant neoplasm of sigmoid colon"), SexRule::Any, None),
+    pc(icd("C18.2", "Malignant neoplasm of ascending colon"), SexRule::Any, None),
+    pc(icd("C18.0", "Malignant neoplasm of cecum"), SexRule::Any, None),
+    pc(icd("C20", "Malignant neoplasm of rectum"), SexRule::Any, None),
+    pc(icd("C19", "Malignant neoplasm of rectosigmoid junction"), SexRule::Any, None),
 ];
 
 const LUNG_CODES: [PrimaryCode; 7] = [
-    pc(
-        sct("254637007", "Non-small cell lung cancer (disorder)"),
-        SexRule::Any,
-        None,
-    ),
-    pc(
-        sct("254632001", "Small cell carcinoma of lung (disorder)"),
-        SexRule::Any,
-        None,
-    ),
-    pc(
-        sct("93880001", "Primary malignant neoplasm of lung (disorder)"),
-        SexRule::Any,
-        None,
-    ),
-    pc(
-        icd(
-            "C34.11",
-            "Malignant neoplasm of upper lobe, right bronchus or lung",
-        ),
-        SexRule::Any,
-        None,
-    ),
-    pc(
-        icd(
-            "C34.12",
-            "Malignant neoplasm of upper lobe, left bronchus or lung",
-        ),
-        SexRule::Any,
-        None,
-    ),
-    pc(
-        icd(
-            "C34.31",
-            "Malignant neoplasm of lower lobe, right bronchus or lung",
-        ),
-        SexRule::Any,
-        None,
-    ),
-    pc(
-        icd(
-            "C34.90",
-            "Malignant neoplasm of unspecified part of unspecified bronchus or lung",
-        ),
-        SexRule::Any,
-        None,
-    ),
+    pc(sct("254637007", "Non-small cell lung cancer (disorder)"), SexRule::Any, None),
+    pc(sct("254632001", "Small cell carcinoma of lung (disorder)"), SexRule::Any, None),
+    pc(sct("93880001", "Primary malignant neoplasm of lung (disorder)"), SexRule::Any, None),
+    pc(icd("C34.11", "Malignant neoplasm of upper lobe, right bronchus or lung"), SexRule::Any, None),
+    pc(icd("C34.12", "Malignant neoplasm of upper lobe, left bronchus or lung"), SexRule::Any, None),
+    pc(icd("C34.31", "Malignant neoplasm of lower lobe, right bronchus or lung"), SexRule::Any, None),
+    pc(icd("C34.90", "Malignant neoplasm of unspecified part of unspecified bronchus or lung"), SexRule::Any, None),
 ];
 
 const PROSTATE_CODES: [PrimaryCode; 2] = [
-    pc(
-        sct("399068003", "Malignant tumor of prostate (disorder)"),
-        SexRule::Male,
-        None,
-    ),
-    pc(
-        icd("C61", "Malignant neoplasm of prostate"),
-        SexRule::Male,
-        None,
-    ),
+    pc(sct("399068003", "Malignant tumor of prostate (disorder)"), SexRule::Male, None),
+    pc(icd("C61", "Malignant neoplasm of prostate"), SexRule::Male, None),
 ];
 
 const MELANOMA_CODES: [PrimaryCode; 5] = [
-    pc(
-        sct("372244006", "Malignant melanoma (disorder)"),
-        SexRule::Any,
-        None,
-    ),
-    pc(
-        icd("C43.59", "Malignant melanoma of other part of trunk"),
-        SexRule::Any,
-        None,
-    ),
-    pc(
-        icd(
-            "C43.61",
-            "Malignant melanoma of right upper limb, including shoulder",
-        ),
-        SexRule::Any,
-        None,
-    ),
-    pc(
-        icd(
-            "C43.72",
-            "Malignant melanoma of left lower limb, including hip",
-        ),
-        SexRule::Any,
-        None,
-    ),
-    pc(
-        icd("C43.9", "Malignant melanoma of skin, unspecified"),
-        SexRule::Any,
-        None,
-    ),
+    pc(sct("372244006", "Malignant melanoma (disorder)"), SexRule::Any, None),
+    pc(icd("C43.59", "Malignant melanoma of other part of trunk"), SexRule::Any, None),
+    pc(icd("C43.61", "Malignant melanoma of right upper limb, including shoulder"), SexRule::Any, None),
+    pc(icd("C43.72", "Malignant melanoma of left lower limb, including hip"), SexRule::Any, None),
+    pc(icd("C43.9", "Malignant melanoma of skin, unspecified"), SexRule::Any, None),
 ];
 
 const OTHER_CODES: [PrimaryCode; 9] = [
-    pc(
-        icd("C56.9", "Malignant neoplasm of unspecified ovary"),
-        SexRule::Female,
-        Some(Marker::Ca125),
-    ),
-    pc(
-        icd("C54.1", "Malignant neoplasm of endometrium"),
-        SexRule::Female,
-        Some(Marker::Ca125),
-    ),
-    pc(
-        icd("C22.0", "Liver cell carcinoma"),
-        SexRule::Any,
-        Some(Marker::Afp),
-    ),
-    pc(
-        icd("C25.9", "Malignant neoplasm of pancreas, unspecified"),
-        SexRule::Any,
-        None,
-    ),
-    pc(
-        icd(
-            "C64.1",
-            "Malignant neoplasm of right kidney, except renal pelvis",
-        ),
-        SexRule::Any,
-        None,
-    ),
-    pc(
-        icd("C67.9", "Malignant neoplasm of bladder, unspecified"),
-        SexRule::Any,
-        None,
-    ),
-    pc(
-        icd("C16.9", "Malignant neoplasm of stomach, unspecified"),
-        SexRule::Any,
-        None,
-    ),
-    pc(
-        icd("C73", "Malignant neoplasm of thyroid gland"),
-        SexRule::Any,
-        None,
-    ),
-    pc(
-        sct("363346000", "Malignant neoplastic disease"),
-        SexRule::Any,
-        None,
-    ),
+    pc(icd("C56.9", "Malignant neoplasm of unspecified ovary"), SexRule::Female, Some(Marker::Ca125)),
+    pc(icd("C54.1", "Malignant neoplasm of endometrium"), SexRule::Female, Some(Marker::Ca125)),
+    pc(icd("C22.0", "Liver cell carcinoma"), SexRule::Any, Some(Marker::Afp)),
+    pc(icd("C25.9", "Malignant neoplasm of pancreas, unspecified"), SexRule::Any, None),
+    pc(icd("C64.1", "Malignant neoplasm of right kidney, except renal pelvis"), SexRule::Any, None),
+    pc(icd("C67.9", "Malignant neoplasm of bladder, unspecified"), SexRule::Any, None),
+    pc(icd("C16.9", "Malignant neoplasm of stomach, unspecified"), SexRule::Any, None),
+    pc(icd("C73", "Malignant neoplasm of thyroid gland"), SexRule::Any, None),
+    pc(sct("363346000", "Malignant neoplastic disease"), SexRule::Any, None),
 ];
 
 /// Not-eligible diagnoses: (code, sex, marker).
 const INELIGIBLE_CODES: [PrimaryCode; 6] = [
-    pc(
-        icd("D05.11", "Intraductal carcinoma in situ of right breast"),
-        SexRule::Female,
-        None,
-    ),
-    pc(
-        icd("D05.12", "Intraductal carcinoma in situ of left breast"),
-        SexRule::Female,
-        None,
-    ),
-    pc(
-        icd("D07.5", "Carcinoma in situ of prostate"),
-        SexRule::Male,
-        Some(Marker::Psa),
-    ),
-    pc(
-        sct("92691004", "Carcinoma in situ of prostate (disorder)"),
-        SexRule::Male,
-        Some(Marker::Psa),
-    ),
-    pc(
-        icd(
-            "C91.10",
-            "Chronic lymphocytic leukemia of B-cell type not having achieved remission",
-        ),
-        SexRule::Any,
-        None,
-    ),
-    pc(
-        icd("C90.00", "Multiple myeloma not having achieved remission"),
-        SexRule::Any,
-        None,
-    ),
+    pc(icd("D05.11", "Intraductal carcinoma in situ of right breast"), SexRule::Female, None),
+    pc(icd("D05.12", "Intraductal carcinoma in situ of left breast"), SexRule::Female, None),
+    pc(icd("D07.5", "Carcinoma in situ of prostate"), SexRule::Male, Some(Marker::Psa)),
+    pc(sct("92691004", "Carcinoma in situ of prostate (disorder)"), SexRule::Male, Some(Marker::Psa)),
+    pc(icd("C91.10", "Chronic lymphocytic leukemia of B-cell type not having achieved remission"), SexRule::Any, None),
+    pc(icd("C90.00", "Multiple myeloma not having achieved remission"), SexRule::Any, None),
 ];
 
 /// Where a metastasis is.
@@ -458,25 +226,19 @@ pub enum MetSite {
 impl MetSite {
     fn codes(self) -> [Coded; 2] {
         match self {
-            MetSite::Bone => [
-                sct("94222008", "Secondary malignant neoplasm of bone"),
-                icd("C79.51", "Secondary malignant neoplasm of bone"),
-            ],
+            MetSite::Bone => {
+                [sct("94222008", "Secondary malignant neoplasm of bone"), icd("C79.51", "Secondary malignant neoplasm of bone")]
+            }
             MetSite::Liver => [
                 sct("94381002", "Secondary malignant neoplasm of liver"),
-                icd(
-                    "C78.7",
-                    "Secondary malignant neoplasm of liver and intrahepatic bile duct",
-                ),
+                icd("C78.7", "Secondary malignant neoplasm of liver and intrahepatic bile duct"),
             ],
-            MetSite::Lung => [
-                sct("94391008", "Secondary malignant neoplasm of lung"),
-                icd("C78.00", "Secondary malignant neoplasm of unspecified lung"),
-            ],
-            MetSite::Brain => [
-                sct("94225005", "Secondary malignant neoplasm of brain"),
-                icd("C79.31", "Secondary malignant neoplasm of brain"),
-            ],
+            MetSite::Lung => {
+                [sct("94391008", "Secondary malignant neoplasm of lung"), icd("C78.00", "Secondary malignant neoplasm of unspecified lung")]
+            }
+            MetSite::Brain => {
+                [sct("94225005", "Secondary malignant neoplasm of brain"), icd("C79.31", "Secondary malignant neoplasm of brain")]
+            }
         }
     }
 }
@@ -546,12 +308,7 @@ pub struct Unit {
 }
 
 const fn unit(code: &'static str, text: &'static str, factor: f64, decimals: u8) -> Unit {
-    Unit {
-        code,
-        text,
-        factor,
-        decimals,
-    }
+    Unit { code, text, factor, decimals }
 }
 
 /// The measured series the generator emits.
@@ -591,55 +348,13 @@ impl Marker {
         let uml = |d| unit("U/mL", "U/mL", 1.0, d);
         let kul = |d| unit("kU/L", "kU/L", 1.0, d);
         match self {
-            Marker::Cea => (
-                "2039-6",
-                "Carcinoembryonic Ag [Mass/volume] in Serum or Plasma",
-                5.0,
-                ngml(1),
-                ugl(1),
-            ),
-            Marker::Ca15_3 => (
-                "6875-9",
-                "Cancer Ag 15-3 [Units/volume] in Serum or Plasma",
-                30.0,
-                uml(1),
-                kul(1),
-            ),
-            Marker::Ca27_29 => (
-                "17842-6",
-                "Cancer Ag 27-29 [Units/volume] in Serum or Plasma",
-                38.0,
-                uml(1),
-                kul(1),
-            ),
-            Marker::Ca19_9 => (
-                "24108-3",
-                "Cancer Ag 19-9 [Units/volume] in Serum or Plasma",
-                37.0,
-                uml(1),
-                kul(1),
-            ),
-            Marker::Psa => (
-                "2857-1",
-                "Prostate specific Ag [Mass/volume] in Serum or Plasma",
-                4.0,
-                ngml(2),
-                ugl(2),
-            ),
-            Marker::Ca125 => (
-                "10334-1",
-                "Cancer Ag 125 [Units/volume] in Serum or Plasma",
-                35.0,
-                uml(1),
-                kul(1),
-            ),
-            Marker::Afp => (
-                "1834-1",
-                "Alpha-1-Fetoprotein [Mass/volume] in Serum or Plasma",
-                10.0,
-                ngml(1),
-                ugl(1),
-            ),
+            Marker::Cea => ("2039-6", "Carcinoembryonic Ag [Mass/volume] in Serum or Plasma", 5.0, ngml(1), ugl(1)),
+            Marker::Ca15_3 => ("6875-9", "Cancer Ag 15-3 [Units/volume] in Serum or Plasma", 30.0, uml(1), kul(1)),
+            Marker::Ca27_29 => ("17842-6", "Cancer Ag 27-29 [Units/volume] in Serum or Plasma", 38.0, uml(1), kul(1)),
+            Marker::Ca19_9 => ("24108-3", "Cancer Ag 19-9 [Units/volume] in Serum or Plasma", 37.0, uml(1), kul(1)),
+            Marker::Psa => ("2857-1", "Prostate specific Ag [Mass/volume] in Serum or Plasma", 4.0, ngml(2), ugl(2)),
+            Marker::Ca125 => ("10334-1", "Cancer Ag 125 [Units/volume] in Serum or Plasma", 35.0, uml(1), kul(1)),
+            Marker::Afp => ("1834-1", "Alpha-1-Fetoprotein [Mass/volume] in Serum or Plasma", 10.0, ngml(1), ugl(1)),
         }
     }
     pub fn uln(self) -> f64 {
@@ -664,12 +379,7 @@ const MIXED: u8 = 2;
 pub const HOSPITALS: [&str; 3] = ["north", "south", "east"];
 
 fn reporting(lab: Lab, hospital: u8, rng: &mut Rng) -> Reported {
-    let lab_r = |loinc, display, unit| Reported {
-        loinc,
-        display,
-        vital: false,
-        unit,
-    };
+    let lab_r = |loinc, display, unit| Reported { loinc, display, vital: false, unit };
     let ul = unit("U/L", "U/L", 1.0, 0);
     let iul = unit("[IU]/L", "IU/L", 1.0, 0);
     let ukat = unit("ukat/L", "ukat/L", 60.0, 2);
@@ -679,115 +389,58 @@ fn reporting(lab: Lab, hospital: u8, rng: &mut Rng) -> Reported {
         _ => ul,
     };
     match lab {
-        Lab::Alp => lab_r(
-            "6768-6",
-            "Alkaline phosphatase [Enzymatic activity/volume] in Serum or Plasma",
-            enzyme(rng),
-        ),
+        Lab::Alp => lab_r("6768-6", "Alkaline phosphatase [Enzymatic activity/volume] in Serum or Plasma", enzyme(rng)),
         Lab::Ldh => {
             let u = enzyme(rng);
             if hospital == MIXED {
-                lab_r(
-                    "14804-9",
-                    "Lactate dehydrogenase [Enzymatic activity/volume] in Serum or Plasma by Lactate to pyruvate reaction",
-                    u,
-                )
+                lab_r("14804-9", "Lactate dehydrogenase [Enzymatic activity/volume] in Serum or Plasma by Lactate to pyruvate reaction", u)
             } else {
-                lab_r(
-                    "2532-0",
-                    "Lactate dehydrogenase [Enzymatic activity/volume] in Serum or Plasma",
-                    u,
-                )
+                lab_r("2532-0", "Lactate dehydrogenase [Enzymatic activity/volume] in Serum or Plasma", u)
             }
         }
         Lab::Ast => lab_r(
             "1920-8",
             "Aspartate aminotransferase [Enzymatic activity/volume] in Serum or Plasma",
-            if hospital == MIXED && rng.chance(0.5) {
-                iul
-            } else {
-                ul
-            },
+            if hospital == MIXED && rng.chance(0.5) { iul } else { ul },
         ),
         Lab::Alt => lab_r(
             "1742-6",
             "Alanine aminotransferase [Enzymatic activity/volume] in Serum or Plasma",
-            if hospital == MIXED && rng.chance(0.5) {
-                iul
-            } else {
-                ul
-            },
+            if hospital == MIXED && rng.chance(0.5) { iul } else { ul },
         ),
-        Lab::Calcium if hospital == SI => lab_r(
-            "2000-8",
-            "Calcium [Moles/volume] in Serum or Plasma",
-            unit("mmol/L", "mmol/L", 4.008, 2),
-        ),
-        Lab::Calcium => lab_r(
-            "17861-6",
-            "Calcium [Mass/volume] in Serum or Plasma",
-            unit("mg/dL", "mg/dL", 1.0, 1),
-        ),
+        Lab::Calcium if hospital == SI => lab_r("2000-8", "Calcium [Moles/volume] in Serum or Plasma", unit("mmol/L", "mmol/L", 4.008, 2)),
+        Lab::Calcium => lab_r("17861-6", "Calcium [Mass/volume] in Serum or Plasma", unit("mg/dL", "mg/dL", 1.0, 1)),
         Lab::Albumin => lab_r(
             "1751-7",
             "Albumin [Mass/volume] in Serum or Plasma",
-            if hospital == SI {
-                unit("g/L", "g/L", 0.1, 0)
-            } else {
-                unit("g/dL", "g/dL", 1.0, 1)
-            },
+            if hospital == SI { unit("g/L", "g/L", 0.1, 0) } else { unit("g/dL", "g/dL", 1.0, 1) },
         ),
-        Lab::Bilirubin if hospital == SI => lab_r(
-            "14631-6",
-            "Bilirubin.total [Moles/volume] in Serum or Plasma",
-            unit("umol/L", "umol/L", 0.058479532, 0),
-        ),
-        Lab::Bilirubin => lab_r(
-            "1975-2",
-            "Bilirubin.total [Mass/volume] in Serum or Plasma",
-            unit("mg/dL", "mg/dL", 1.0, 1),
-        ),
+        Lab::Bilirubin if hospital == SI => {
+            lab_r("14631-6", "Bilirubin.total [Moles/volume] in Serum or Plasma", unit("umol/L", "umol/L", 0.058479532, 0))
+        }
+        Lab::Bilirubin => lab_r("1975-2", "Bilirubin.total [Mass/volume] in Serum or Plasma", unit("mg/dL", "mg/dL", 1.0, 1)),
         Lab::Haemoglobin => lab_r(
             "718-7",
             "Hemoglobin [Mass/volume] in Blood",
-            if hospital == SI {
-                unit("g/L", "g/L", 0.1, 0)
-            } else {
-                unit("g/dL", "g/dL", 1.0, 1)
-            },
+            if hospital == SI { unit("g/L", "g/L", 0.1, 0) } else { unit("g/dL", "g/dL", 1.0, 1) },
         ),
         Lab::Platelets => lab_r(
             "777-3",
             "Platelets [#/volume] in Blood by Automated count",
-            if hospital == SI {
-                unit("10*9/L", "10*9/L", 1.0, 0)
-            } else {
-                unit("10*3/uL", "10*3/uL", 1.0, 0)
-            },
+            if hospital == SI { unit("10*9/L", "10*9/L", 1.0, 0) } else { unit("10*3/uL", "10*3/uL", 1.0, 0) },
         ),
         Lab::Weight => Reported {
             loinc: "29463-7",
             display: "Body Weight",
             vital: true,
-            unit: if hospital == MIXED && rng.chance(0.4) {
-                unit("[lb_av]", "[lb_av]", 0.45359237, 1)
-            } else {
-                unit("kg", "kg", 1.0, 1)
-            },
+            unit: if hospital == MIXED && rng.chance(0.4) { unit("[lb_av]", "[lb_av]", 0.45359237, 1) } else { unit("kg", "kg", 1.0, 1) },
         },
-        Lab::Bmi => Reported {
-            loinc: "39156-5",
-            display: "Body mass index (BMI) [Ratio]",
-            vital: true,
-            unit: unit("kg/m2", "kg/m2", 1.0, 1),
-        },
+        Lab::Bmi => {
+            Reported { loinc: "39156-5", display: "Body mass index (BMI) [Ratio]", vital: true, unit: unit("kg/m2", "kg/m2", 1.0, 1) }
+        }
         Lab::Marker(m) => {
             let (loinc, display, _, conventional, si) = m.spec();
-            lab_r(
-                loinc,
-                display,
-                if hospital == SI { si } else { conventional },
-            )
+            lab_r(loinc, display, if hospital == SI { si } else { conventional })
         }
     }
 }
@@ -1039,21 +692,11 @@ impl Sim<'_> {
 
     fn push(&mut self, time: EventTime, lag_hours: (f64, f64), fact: Fact) {
         let lag = days_to_ms(self.rng.uniform(lag_hours.0, lag_hours.1) / 24.0);
-        self.events.push(Event {
-            time,
-            delivered: EventTime(time.0 + lag),
-            fact,
-        });
+        self.events.push(Event { time, delivered: EventTime(time.0 + lag), fact });
     }
 
     fn effect(&mut self, lab: Lab, op: Op, amount: f64, shape: Shape) {
-        self.effects.push(Effect {
-            lab: Some(lab),
-            ecog: false,
-            op,
-            amount,
-            shape,
-        });
+        self.effects.push(Effect { lab: Some(lab), ecog: false, op, amount, shape });
     }
 
     fn value(&mut self, lab: Lab, t: f64) -> Option<f64> {
@@ -1068,11 +711,7 @@ impl Sim<'_> {
                 Op::Exp => v * (e.amount * s).exp(),
             };
         }
-        v = if b.additive {
-            v + self.rng.normal(0.0, b.noise)
-        } else {
-            v * (b.noise * self.rng.std_normal()).exp()
-        };
+        v = if b.additive { v + self.rng.normal(0.0, b.noise) } else { v * (b.noise * self.rng.std_normal()).exp() };
         Some(v.max(floor_of(lab)))
     }
 
@@ -1105,15 +744,7 @@ impl Sim<'_> {
             Modality::Nm => self.rng.int(2, 12),
             _ => self.rng.int(1, 6),
         } as u32;
-        self.push(
-            time,
-            (1.0, 8.0),
-            Fact::Imaging {
-                modality,
-                description,
-                instances,
-            },
-        );
+        self.push(time, (1.0, 8.0), Fact::Imaging { modality, description, instances });
     }
 
     fn finding(&mut self, t: f64, code: Coded) {
@@ -1125,14 +756,7 @@ impl Sim<'_> {
         let time = self.clinic_time(t);
         if !self.rng.chance(P_PANEL_MISSING) {
             let lag = (2.0, 30.0);
-            for lab in [
-                Lab::Alp,
-                Lab::Calcium,
-                Lab::Albumin,
-                Lab::Bilirubin,
-                Lab::Ast,
-                Lab::Alt,
-            ] {
+            for lab in [Lab::Alp, Lab::Calcium, Lab::Albumin, Lab::Bilirubin, Lab::Ast, Lab::Alt] {
                 if !self.rng.chance(P_LAB_MISSING) {
                     self.measure(lab, t, time, lag);
                 }
@@ -1156,27 +780,11 @@ impl Sim<'_> {
         if at_diagnosis || self.rng.chance(P_WEIGHT_AT_VISIT) {
             if let Some(w) = self.value(Lab::Weight, t) {
                 let report = reporting(Lab::Weight, self.hospital, self.rng);
-                self.push(
-                    time,
-                    (0.1, 4.0),
-                    Fact::Measure {
-                        lab: Lab::Weight,
-                        value: w,
-                        report,
-                    },
-                );
+                self.push(time, (0.1, 4.0), Fact::Measure { lab: Lab::Weight, value: w, report });
                 if self.rng.chance(P_BMI_WITH_WEIGHT) {
                     let bmi = w / (self.height * self.height);
                     let report = reporting(Lab::Bmi, self.hospital, self.rng);
-                    self.push(
-                        time,
-                        (0.1, 4.0),
-                        Fact::Measure {
-                            lab: Lab::Bmi,
-                            value: bmi,
-                            report,
-                        },
-                    );
+                    self.push(time, (0.1, 4.0), Fact::Measure { lab: Lab::Bmi, value: bmi, report });
                 }
             }
         }
@@ -1186,12 +794,7 @@ impl Sim<'_> {
     }
 }
 
-fn code_for(
-    rng: &mut Rng,
-    codes: &[PrimaryCode],
-    sex: Sex,
-    hospital: u8,
-) -> (Coded, Option<Marker>) {
+fn code_for(rng: &mut Rng, codes: &[PrimaryCode], sex: Sex, hospital: u8) -> (Coded, Option<Marker>) {
     let fits: Vec<&PrimaryCode> = codes
         .iter()
         .filter(|c| match c.sex {
@@ -1202,21 +805,9 @@ fn code_for(
         .collect();
     // Hospitals lean to one code system: north SNOMED, south ICD-10-CM, east both.
     let p_snomed = [0.8, 0.2, 0.5][usize::from(hospital.min(2))];
-    let want = if rng.chance(p_snomed) {
-        SNOMED
-    } else {
-        ICD10CM
-    };
-    let preferred: Vec<&PrimaryCode> = fits
-        .iter()
-        .copied()
-        .filter(|c| c.code.system == want)
-        .collect();
-    let pool = if preferred.is_empty() {
-        &fits
-    } else {
-        &preferred
-    };
+    let want = if rng.chance(p_snomed) { SNOMED } else { ICD10CM };
+    let preferred: Vec<&PrimaryCode> = fits.iter().copied().filter(|c| c.code.system == want).collect();
+    let pool = if preferred.is_empty() { &fits } else { &preferred };
     match rng.choice(pool) {
         Some(c) => (c.code, c.marker),
         // Every table has a code for both sexes; this is only a fallback.
@@ -1228,19 +819,8 @@ fn code_for(
 fn tnm(rng: &mut Rng, stage: u8) -> (&'static str, &'static str, u8, u8) {
     let options: &[(&str, &str, u8, u8)] = match stage {
         1 => &[("1A", "IA", 1, 0), ("1B", "IB", 2, 0)],
-        2 => &[
-            ("2A", "IIA", 2, 0),
-            ("2A", "IIA", 1, 1),
-            ("2B", "IIB", 3, 0),
-            ("2B", "IIB", 2, 1),
-        ],
-        _ => &[
-            ("3A", "IIIA", 3, 1),
-            ("3A", "IIIA", 2, 2),
-            ("3B", "IIIB", 4, 1),
-            ("3B", "IIIB", 3, 2),
-            ("3C", "IIIC", 2, 3),
-        ],
+        2 => &[("2A", "IIA", 2, 0), ("2A", "IIA", 1, 1), ("2B", "IIB", 3, 0), ("2B", "IIB", 2, 1)],
+        _ => &[("3A", "IIIA", 3, 1), ("3A", "IIIA", 2, 2), ("3B", "IIIB", 4, 1), ("3B", "IIIB", 3, 2), ("3C", "IIIC", 2, 3)],
     };
     rng.choice(options).copied().unwrap_or(("2A", "IIA", 2, 0))
 }
@@ -1277,11 +857,7 @@ pub fn simulate(seed: u64, n: u64) -> Story {
         let (code, marker) = code_for(rng, table, sex, hospital);
         (Some(site), sex, code, marker)
     } else {
-        let sex = if rng.chance(0.5) {
-            Sex::Female
-        } else {
-            Sex::Male
-        };
+        let sex = if rng.chance(0.5) { Sex::Female } else { Sex::Male };
         let (code, marker) = code_for(rng, &INELIGIBLE_CODES, sex, hospital);
         (None, sex, code, marker)
     };
@@ -1295,17 +871,9 @@ pub fn simulate(seed: u64, n: u64) -> Story {
     let birth = EventTime(birth_day * MS_PER_DAY);
 
     let stage = site.map(|_| rng.weighted(&STAGE_WEIGHTS) as u8 + 1);
-    let site_factor = site
-        .and_then(|s| METASTASIS_SITE_FACTOR.iter().find(|(x, _)| *x == s))
-        .map_or(1.0, |(_, f)| *f);
-    let p_met = stage.map_or(0.0, |s| {
-        METASTASIS_BY_STAGE[usize::from(s - 1).min(2)] * site_factor
-    });
-    let met_day = if rng.chance(p_met) {
-        Some(rng.uniform(METASTASIS_DAYS.0, METASTASIS_DAYS.1).floor())
-    } else {
-        None
-    };
+    let site_factor = site.and_then(|s| METASTASIS_SITE_FACTOR.iter().find(|(x, _)| *x == s)).map_or(1.0, |(_, f)| *f);
+    let p_met = stage.map_or(0.0, |s| METASTASIS_BY_STAGE[usize::from(s - 1).min(2)] * site_factor);
+    let met_day = if rng.chance(p_met) { Some(rng.uniform(METASTASIS_DAYS.0, METASTASIS_DAYS.1).floor()) } else { None };
     let met_site = match (met_day, site) {
         (Some(_), Some(s)) => rng.pick(&met_site_weights(s)).copied(),
         _ => None,
@@ -1317,23 +885,10 @@ pub fn simulate(seed: u64, n: u64) -> Story {
 
     // Baselines (canonical units).
     let female = sex == Sex::Female;
-    let weight = if female {
-        rng.normal(70.0, 14.0).clamp(42.0, 140.0)
-    } else {
-        rng.normal(84.0, 15.0).clamp(50.0, 160.0)
-    };
-    let height = if female {
-        rng.normal(1.63, 0.07)
-    } else {
-        rng.normal(1.77, 0.07)
-    }
-    .clamp(1.45, 2.05);
+    let weight = if female { rng.normal(70.0, 14.0).clamp(42.0, 140.0) } else { rng.normal(84.0, 15.0).clamp(50.0, 160.0) };
+    let height = if female { rng.normal(1.63, 0.07) } else { rng.normal(1.77, 0.07) }.clamp(1.45, 2.05);
     let mut markers: Vec<Marker> = match site {
-        Some(Site::Breast) => vec![if rng.chance([0.8, 0.3, 0.5][usize::from(hospital)]) {
-            Marker::Ca15_3
-        } else {
-            Marker::Ca27_29
-        }],
+        Some(Site::Breast) => vec![if rng.chance([0.8, 0.3, 0.5][usize::from(hospital)]) { Marker::Ca15_3 } else { Marker::Ca27_29 }],
         Some(Site::Colorectal) => {
             if rng.chance(0.4) {
                 vec![Marker::Cea, Marker::Ca19_9]
@@ -1364,12 +919,7 @@ pub fn simulate(seed: u64, n: u64) -> Story {
         (Lab::Weight, weight, 0.9, true),
     ];
     for m in &markers {
-        specs.push((
-            Lab::Marker(*m),
-            rng.lognormal(0.35 * m.uln(), 0.5),
-            0.15,
-            false,
-        ));
+        specs.push((Lab::Marker(*m), rng.lognormal(0.35 * m.uln(), 0.5), 0.15, false));
     }
     let baselines: Vec<Baseline> = specs
         .into_iter()
@@ -1383,20 +933,9 @@ pub fn simulate(seed: u64, n: u64) -> Story {
             phase: rng.uniform(0.0, std::f64::consts::TAU),
         })
         .collect();
-    let ecog_base = *rng
-        .pick(&[(0.0, 0.55), (1.0, 0.35), (2.0, 0.1)])
-        .unwrap_or(&0.0);
+    let ecog_base = *rng.pick(&[(0.0, 0.55), (1.0, 0.35), (2.0, 0.1)]).unwrap_or(&0.0);
 
-    let mut sim = Sim {
-        rng,
-        dx,
-        hospital,
-        baselines,
-        effects: Vec::new(),
-        ecog_base,
-        height,
-        events: Vec::new(),
-    };
+    let mut sim = Sim { rng, dx, hospital, baselines, effects: Vec::new(), ecog_base, height, events: Vec::new() };
 
     // Markers are high at diagnosis (before treatment) and fall to the patient's nadir.
     for m in &markers {
@@ -1414,11 +953,7 @@ pub fn simulate(seed: u64, n: u64) -> Story {
     }
 
     // Diagnosis, staging, surveillance.
-    let ldh_rate = if site == Some(Site::Melanoma) {
-        0.85
-    } else {
-        P_LDH_AT_VISIT
-    };
+    let ldh_rate = if site == Some(Site::Melanoma) { 0.85 } else { P_LDH_AT_VISIT };
     let dx_time = sim.clinic_time(0.0);
     sim.push(dx_time, (24.0, 24.0 * 7.0), Fact::Diagnosis(diagnosis_code));
     sim.visit(0.0, &markers, ldh_rate, true);
@@ -1428,38 +963,13 @@ pub fn simulate(seed: u64, n: u64) -> Story {
         let (ajcc, roman, tc, nc) = tnm(sim.rng, stage);
         let coded = sim.rng.chance(0.5);
         let stage_obs = [
-            (
-                "21908-9",
-                "Stage group.clinical Cancer",
-                ajcc.to_string(),
-                format!("Stage {roman}"),
-            ),
-            (
-                "21905-5",
-                "Primary tumor.clinical [Class] Cancer",
-                format!("cT{tc}"),
-                format!("cT{tc}"),
-            ),
-            (
-                "21906-3",
-                "Regional lymph nodes.clinical [Class] Cancer",
-                format!("cN{nc}"),
-                format!("cN{nc}"),
-            ),
-            (
-                "21907-1",
-                "Distant metastases.clinical [Class] Cancer",
-                "cM0".to_string(),
-                "cM0".to_string(),
-            ),
+            ("21908-9", "Stage group.clinical Cancer", ajcc.to_string(), format!("Stage {roman}")),
+            ("21905-5", "Primary tumor.clinical [Class] Cancer", format!("cT{tc}"), format!("cT{tc}")),
+            ("21906-3", "Regional lymph nodes.clinical [Class] Cancer", format!("cN{nc}"), format!("cN{nc}")),
+            ("21907-1", "Distant metastases.clinical [Class] Cancer", "cM0".to_string(), "cM0".to_string()),
         ];
         for (loinc, display, code, text) in stage_obs {
-            let fact = Fact::Stage {
-                loinc,
-                display,
-                ajcc: coded.then_some(code),
-                text,
-            };
+            let fact = Fact::Stage { loinc, display, ajcc: coded.then_some(code), text };
             sim.push(time, (2.0, 48.0), fact);
         }
         // Staging imaging: CT, PET for lung, bone scan for some breast and prostate.
@@ -1469,17 +979,14 @@ pub fn simulate(seed: u64, n: u64) -> Story {
             let t = st + sim.rng.uniform(2.0, 14.0);
             sim.imaging(t, Modality::Pt, "PET-CT whole body FDG (staging)");
         }
-        if matches!(site, Some(Site::Breast | Site::Prostate)) && stage == 3 && sim.rng.chance(0.4)
-        {
+        if matches!(site, Some(Site::Breast | Site::Prostate)) && stage == 3 && sim.rng.chance(0.4) {
             let t = st + sim.rng.uniform(2.0, 14.0);
             sim.imaging(t, Modality::Nm, "Bone scintigraphy whole body (staging)");
         }
     }
 
     // Follow-up visits.
-    let mut interval = sim
-        .rng
-        .uniform(VISIT_INTERVAL_DAYS.0, VISIT_INTERVAL_DAYS.1);
+    let mut interval = sim.rng.uniform(VISIT_INTERVAL_DAYS.0, VISIT_INTERVAL_DAYS.1);
     if stage == Some(3) {
         interval *= 0.85;
     }
@@ -1499,9 +1006,7 @@ pub fn simulate(seed: u64, n: u64) -> Story {
         Some(Site::Other) => 0.25,
         _ => 0.12,
     };
-    let mut t = sim
-        .rng
-        .uniform(SURVEILLANCE_DAYS.0 * 0.7, SURVEILLANCE_DAYS.1);
+    let mut t = sim.rng.uniform(SURVEILLANCE_DAYS.0 * 0.7, SURVEILLANCE_DAYS.1);
     while t <= end_day {
         if sim.rng.chance(prefer_mr) {
             sim.imaging(t, Modality::Mr, "MRI surveillance");
@@ -1533,11 +1038,7 @@ pub fn simulate(seed: u64, n: u64) -> Story {
             }
         }
         let codes = ms.codes();
-        let code = if sim.rng.chance([0.8, 0.2, 0.5][usize::from(hospital)]) {
-            codes[0]
-        } else {
-            codes[1]
-        };
+        let code = if sim.rng.chance([0.8, 0.2, 0.5][usize::from(hospital)]) { codes[0] } else { codes[1] };
         let time = sim.clinic_time(m);
         sim.push(time, (4.0, 96.0), Fact::Metastasis(code));
     }
@@ -1547,12 +1048,8 @@ pub fn simulate(seed: u64, n: u64) -> Story {
     // Event-time order; ties keep generation order (stable sort).
     events.sort_by_key(|e| e.time);
     let registered = EventTime(dx.0 - days_to_ms(rng_uniform_days(seed, n)));
-    let metastasis = met_day.map(|m| {
-        events
-            .iter()
-            .find(|e| matches!(e.fact, Fact::Metastasis(_)))
-            .map_or(EventTime(dx.0 + days_to_ms(m)), |e| e.time)
-    });
+    let metastasis =
+        met_day.map(|m| events.iter().find(|e| matches!(e.fact, Fact::Metastasis(_))).map_or(EventTime(dx.0 + days_to_ms(m)), |e| e.time));
     Story {
         n,
         key: PatientKey::from_id(&id),
@@ -1587,12 +1084,7 @@ fn confounders(sim: &mut Sim<'_>, markers: &[Marker], end: f64) {
         let width = sim.rng.uniform(20.0, 70.0);
         let amount = sim.rng.uniform(0.4, 1.7);
         for m in markers {
-            sim.effect(
-                Lab::Marker(*m),
-                Op::Exp,
-                amount,
-                Shape::Bump { center, width },
-            );
+            sim.effect(Lab::Marker(*m), Op::Exp, amount, Shape::Bump { center, width });
         }
     }
     if sim.rng.chance(P_LIVER_DISEASE) {
@@ -1631,13 +1123,7 @@ fn confounders(sim: &mut Sim<'_>, markers: &[Marker], end: f64) {
             }
         }
         if sim.rng.chance(0.3) {
-            sim.effects.push(Effect {
-                lab: None,
-                ecog: true,
-                op: Op::Add,
-                amount: 1.0,
-                shape,
-            });
+            sim.effects.push(Effect { lab: None, ecog: true, op: Op::Add, amount: 1.0, shape });
         }
     }
     if sim.rng.chance(P_ANAEMIA_OTHER) {
@@ -1673,11 +1159,7 @@ fn confounders(sim: &mut Sim<'_>, markers: &[Marker], end: f64) {
     }
     if sim.rng.chance(P_INCIDENTAL_WORKUP) {
         let t = sim.rng.uniform(30.0, span);
-        sim.imaging(
-            t,
-            Modality::Ct,
-            "CT chest abdomen pelvis (indeterminate finding)",
-        );
+        sim.imaging(t, Modality::Ct, "CT chest abdomen pelvis (indeterminate finding)");
         if sim.rng.chance(P_INCIDENTAL_PET) {
             let d = t + sim.rng.uniform(7.0, 35.0);
             sim.imaging(d, Modality::Pt, "PET-CT whole body FDG");
@@ -1699,11 +1181,7 @@ fn confounders(sim: &mut Sim<'_>, markers: &[Marker], end: f64) {
 }
 
 fn window(rng: &mut Rng, span: f64) -> Shape {
-    Shape::Window {
-        start: rng.uniform(0.0, span),
-        rise: rng.uniform(30.0, 150.0),
-        hold: rng.uniform(30.0, 300.0),
-    }
+    Shape::Window { start: rng.uniform(0.0, span), rise: rng.uniform(30.0, 150.0), hold: rng.uniform(30.0, 300.0) }
 }
 
 fn poisson(rng: &mut Rng, lambda: f64) -> u32 {
@@ -1725,11 +1203,7 @@ fn prodrome(sim: &mut Sim<'_>, markers: &[Marker], site: Option<Site>, met: f64,
     let length = sim.rng.uniform(PRODROME_DAYS.0, PRODROME_DAYS.1);
     let start = met - length;
     let ramp = Shape::Ramp { start, end: met };
-    let vis = if sim.rng.chance(SILENT_SHARE) {
-        sim.rng.uniform(0.0, 0.25)
-    } else {
-        sim.rng.uniform(0.5, 1.2)
-    } * SIGNAL_STRENGTH;
+    let vis = if sim.rng.chance(SILENT_SHARE) { sim.rng.uniform(0.0, 0.25) } else { sim.rng.uniform(0.5, 1.2) } * SIGNAL_STRENGTH;
     if !markers.is_empty() && sim.rng.chance(P_MARKER_SIGNAL) {
         let k = sim.rng.uniform(0.6, 2.2) * vis;
         for m in markers {
@@ -1750,12 +1224,7 @@ fn prodrome(sim: &mut Sim<'_>, markers: &[Marker], site: Option<Site>, met: f64,
             MetSite::Liver => {
                 let a = sim.rng.uniform(0.3, 1.2) * vis;
                 sim.effect(Lab::Alp, Op::Scale, a, ramp);
-                for (lab, hi) in [
-                    (Lab::Bilirubin, 2.0),
-                    (Lab::Ast, 1.3),
-                    (Lab::Alt, 1.1),
-                    (Lab::Ldh, 0.9),
-                ] {
+                for (lab, hi) in [(Lab::Bilirubin, 2.0), (Lab::Ast, 1.3), (Lab::Alt, 1.1), (Lab::Ldh, 0.9)] {
                     if sim.rng.chance(0.6) {
                         let x = sim.rng.uniform(0.2, hi) * vis;
                         sim.effect(lab, Op::Scale, x, ramp);
@@ -1784,20 +1253,11 @@ fn prodrome(sim: &mut Sim<'_>, markers: &[Marker], site: Option<Site>, met: f64,
     }
     if sim.rng.chance(P_ECOG_SIGNAL) {
         let e = sim.rng.uniform(0.3, 1.6) * vis;
-        sim.effects.push(Effect {
-            lab: None,
-            ecog: true,
-            op: Op::Add,
-            amount: e,
-            shape: ramp,
-        });
+        sim.effects.push(Effect { lab: None, ecog: true, op: Op::Add, amount: e, shape: ramp });
     }
     // Symptoms in the later part of the prodrome.
     for (code, weight) in met_symptoms(ms) {
-        if sim
-            .rng
-            .chance((P_SYMPTOM * weight * vis / SIGNAL_STRENGTH).min(0.9))
-        {
+        if sim.rng.chance((P_SYMPTOM * weight * vis / SIGNAL_STRENGTH).min(0.9)) {
             let t = (met - length * sim.rng.uniform(0.0, 0.7)).max(1.0);
             sim.finding(t, *code);
         }
@@ -1838,10 +1298,7 @@ mod tests {
             if let Some(m) = s.truth.metastasis {
                 seen += 1;
                 assert!(s.truth.eligible);
-                assert!(s
-                    .events
-                    .iter()
-                    .any(|e| matches!(e.fact, Fact::Metastasis(_)) && e.time == m));
+                assert!(s.events.iter().any(|e| matches!(e.fact, Fact::Metastasis(_)) && e.time == m));
             }
             assert!(s.events.windows(2).all(|w| w[0].time <= w[1].time));
         }

@@ -116,15 +116,7 @@ fn ecog_answer(score: u8) -> (&'static str, &'static str) {
     }
 }
 
-fn observation(
-    story: &Story,
-    id: &str,
-    e: &Event,
-    category: &str,
-    code: Value,
-    value_key: &str,
-    value: Value,
-) -> Value {
+fn observation(story: &Story, id: &str, e: &Event, category: &str, code: Value, value_key: &str, value: Value) -> Value {
     let mut m = Map::new();
     m.insert("resourceType".into(), "Observation".into());
     m.insert("id".into(), id.into());
@@ -140,11 +132,7 @@ fn observation(
 }
 
 fn condition(story: &Story, id: &str, e: &Event, code: &Coded, category: &str) -> Value {
-    let cat_display = if category == "problem-list-item" {
-        "Problem List Item"
-    } else {
-        "Encounter Diagnosis"
-    };
+    let cat_display = if category == "problem-list-item" { "Problem List Item" } else { "Encounter Diagnosis" };
     json!({
         "resourceType": "Condition",
         "id": id,
@@ -165,14 +153,7 @@ fn dicom_uid(seed_part: u64, id: &str) -> String {
     format!("2.25.{}", super::rng::splitmix64(&mut s))
 }
 
-fn imaging(
-    story: &Story,
-    id: &str,
-    e: &Event,
-    modality: Modality,
-    description: &str,
-    instances: u32,
-) -> Value {
+fn imaging(story: &Story, id: &str, e: &Event, modality: Modality, description: &str, instances: u32) -> Value {
     let m = json!({"system": DICOM, "code": modality.code(), "display": modality.display()});
     json!({
         "resourceType": "ImagingStudy",
@@ -199,12 +180,7 @@ pub fn event_resource(story: &Story, id: &str, e: &Event) -> Value {
     match &e.fact {
         Fact::Diagnosis(c) | Fact::Metastasis(c) => condition(story, id, e, c, "problem-list-item"),
         Fact::Finding(c) => condition(story, id, e, c, "encounter-diagnosis"),
-        Fact::Stage {
-            loinc,
-            display,
-            ajcc,
-            text,
-        } => {
+        Fact::Stage { loinc, display, ajcc, text } => {
             let code = json!({"coding": [{"system": super::cohort::LOINC, "code": loinc, "display": display}]});
             let value = match ajcc {
                 Some(a) => json!({"coding": [{"system": AJCC, "code": a}], "text": text}),
@@ -221,37 +197,20 @@ pub fn event_resource(story: &Story, id: &str, e: &Event) -> Value {
                 "system": UCUM,
                 "code": report.unit.code,
             });
-            let cat = if report.vital {
-                "vital-signs"
-            } else {
-                "laboratory"
-            };
+            let cat = if report.vital { "vital-signs" } else { "laboratory" };
             observation(story, id, e, cat, code, "valueQuantity", q)
         }
         Fact::Ecog { score, as_answer } => {
             let code = json!({"coding": [{"system": super::cohort::LOINC, "code": "89247-1", "display": "ECOG Performance Status score"}]});
             if *as_answer {
                 let (c, d) = ecog_answer(*score);
-                let v =
-                    json!({"coding": [{"system": super::cohort::LOINC, "code": c, "display": d}]});
+                let v = json!({"coding": [{"system": super::cohort::LOINC, "code": c, "display": d}]});
                 observation(story, id, e, "survey", code, "valueCodeableConcept", v)
             } else {
-                observation(
-                    story,
-                    id,
-                    e,
-                    "survey",
-                    code,
-                    "valueInteger",
-                    Value::from(*score),
-                )
+                observation(story, id, e, "survey", code, "valueInteger", Value::from(*score))
             }
         }
-        Fact::Imaging {
-            modality,
-            description,
-            instances,
-        } => imaging(story, id, e, *modality, description, *instances),
+        Fact::Imaging { modality, description, instances } => imaging(story, id, e, *modality, description, *instances),
     }
 }
 
@@ -306,17 +265,10 @@ fn amended(original: &Value, rng: &mut Rng) -> Value {
         Some(v) => {
             let new = if let Some(i) = v.as_i64() {
                 let delta = ((i as f64 * change).round() as i64).max(1);
-                Value::from(if change > 0.0 {
-                    i + delta
-                } else {
-                    (i - delta).max(1)
-                })
+                Value::from(if change > 0.0 { i + delta } else { (i - delta).max(1) })
             } else {
                 let x = v.as_f64().unwrap_or(0.0);
-                let decimals = v
-                    .to_string()
-                    .split_once('.')
-                    .map_or(0, |(_, d)| d.len().min(4) as u8);
+                let decimals = v.to_string().split_once('.').map_or(0, |(_, d)| d.len().min(4) as u8);
                 let p = 10f64.powi(i32::from(decimals));
                 let mut y = ((x * (1.0 + change)) * p).round() / p;
                 if y == x {
@@ -327,10 +279,7 @@ fn amended(original: &Value, rng: &mut Rng) -> Value {
             *v = new;
         }
         None => {
-            m.insert(
-                "note".into(),
-                json!([{"text": "Amended: corrected report"}]),
-            );
+            m.insert("note".into(), json!([{"text": "Amended: corrected report"}]));
         }
     }
     r
@@ -345,11 +294,7 @@ pub fn deliver(story: &Story, seed: u64, faults: &Faults) -> Vec<Delivered> {
     // reshuffle the others' choices.
     let u_dup = rng.f64();
     let dup_lag = rng.uniform(1.0, 30.0);
-    out.push(Delivered {
-        at: story.registered,
-        resource: patient.clone(),
-        fault: None,
-    });
+    out.push(Delivered { at: story.registered, resource: patient.clone(), fault: None });
     if u_dup < faults.duplicates {
         out.push(Delivered {
             at: EventTime(story.registered.0 + (dup_lag * MS_PER_DAY as f64) as i64),
@@ -386,11 +331,7 @@ pub fn deliver(story: &Story, seed: u64, faults: &Faults) -> Vec<Delivered> {
             fault = Some(FaultKind::Late);
         }
         if u_dup < faults.duplicates {
-            out.push(Delivered {
-                at: EventTime(at.0 + day(dup_days)),
-                resource: resource.clone(),
-                fault: Some(FaultKind::Duplicate),
-            });
+            out.push(Delivered { at: EventTime(at.0 + day(dup_days)), resource: resource.clone(), fault: Some(FaultKind::Duplicate) });
         }
         if u_eie < faults.entered_in_error && may_retract(&e.fact) {
             out.push(Delivered {
@@ -405,11 +346,7 @@ pub fn deliver(story: &Story, seed: u64, faults: &Faults) -> Vec<Delivered> {
                 fault: Some(FaultKind::Amended),
             });
         }
-        out.push(Delivered {
-            at,
-            resource,
-            fault,
-        });
+        out.push(Delivered { at, resource, fault });
     }
     // Delivery order; equal times keep generation order (the original before its copies is not
     // guaranteed by position, so copies were given strictly later times above).
@@ -419,31 +356,16 @@ pub fn deliver(story: &Story, seed: u64, faults: &Faults) -> Vec<Delivered> {
 
 /// A deterministic UUID (version 4 layout) for a resource of a cohort.
 pub fn uuid_for(seed: u64, resource_type: &str, id: &str) -> String {
-    let mut s = fnv1a(&[
-        &seed.to_le_bytes(),
-        resource_type.as_bytes(),
-        b"/",
-        id.as_bytes(),
-    ]);
+    let mut s = fnv1a(&[&seed.to_le_bytes(), resource_type.as_bytes(), b"/", id.as_bytes()]);
     let hi = super::rng::splitmix64(&mut s);
     let lo = super::rng::splitmix64(&mut s);
     let hi = (hi & !0xF000) | 0x4000; // version 4
     let lo = (lo & !(0b11 << 62)) | (0b10 << 62); // RFC 4122 variant
-    format!(
-        "{:08x}-{:04x}-{:04x}-{:04x}-{:012x}",
-        hi >> 32,
-        (hi >> 16) & 0xFFFF,
-        hi & 0xFFFF,
-        lo >> 48,
-        lo & 0xFFFF_FFFF_FFFF
-    )
+    format!("{:08x}-{:04x}-{:04x}-{:04x}-{:012x}", hi >> 32, (hi >> 16) & 0xFFFF, hi & 0xFFFF, lo >> 48, lo & 0xFFFF_FFFF_FFFF)
 }
 
 fn type_and_id(r: &Value) -> (&str, &str) {
-    (
-        r.get("resourceType").and_then(Value::as_str).unwrap_or(""),
-        r.get("id").and_then(Value::as_str).unwrap_or(""),
-    )
+    (r.get("resourceType").and_then(Value::as_str).unwrap_or(""), r.get("id").and_then(Value::as_str).unwrap_or(""))
 }
 
 /// The per-patient Bundles: a transaction with every first version (in delivery order, references by

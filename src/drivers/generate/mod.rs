@@ -50,20 +50,12 @@ pub struct GeneratedPatient {
 pub fn generate_patient(opts: &CohortOptions, n: u64) -> GeneratedPatient {
     let story = cohort::simulate(opts.seed, n);
     let resources = fhir::deliver(&story, opts.seed, &opts.faults);
-    GeneratedPatient {
-        n,
-        id: story.id,
-        key: story.key,
-        truth: story.truth,
-        resources,
-    }
+    GeneratedPatient { n, id: story.id, key: story.key, truth: story.truth, resources }
 }
 
 /// The whole cohort in memory (patients 1..=N). For large N prefer [`generate`], which streams.
 pub fn cohort(opts: &CohortOptions) -> Vec<GeneratedPatient> {
-    (1..=opts.patients)
-        .map(|n| generate_patient(opts, n))
-        .collect()
+    (1..=opts.patients).map(|n| generate_patient(opts, n)).collect()
 }
 
 /// The truth of the cohort only (no FHIR built): cheap, for tests and reports.
@@ -79,16 +71,8 @@ pub fn cohort_truth(opts: &CohortOptions) -> Vec<(PatientKey, Truth)> {
 /// The cohort-wide delivery order: (patient index, resource index) pairs sorted by delivery time, ties by
 /// patient then by the patient's own order.
 pub fn delivery_order(patients: &[GeneratedPatient]) -> Vec<(usize, usize)> {
-    let mut order: Vec<(EventTime, usize, usize)> = patients
-        .iter()
-        .enumerate()
-        .flat_map(|(p, gp)| {
-            gp.resources
-                .iter()
-                .enumerate()
-                .map(move |(r, d)| (d.at, p, r))
-        })
-        .collect();
+    let mut order: Vec<(EventTime, usize, usize)> =
+        patients.iter().enumerate().flat_map(|(p, gp)| gp.resources.iter().enumerate().map(move |(r, d)| (d.at, p, r))).collect();
     order.sort_unstable();
     order.into_iter().map(|(_, p, r)| (p, r)).collect()
 }
@@ -161,24 +145,16 @@ pub enum GenerateError {
 }
 
 fn out_err(p: &Path) -> impl Fn(std::io::Error) -> GenerateError + '_ {
-    move |e| GenerateError::Output {
-        path: p.display().to_string(),
-        message: e.to_string(),
-    }
+    move |e| GenerateError::Output { path: p.display().to_string(), message: e.to_string() }
 }
 
 fn validate(opts: &CohortOptions) -> Result<(), GenerateError> {
     let f = &opts.faults;
-    for (name, v) in [
-        ("--late", f.late),
-        ("--duplicates", f.duplicates),
-        ("--amended", f.amended),
-        ("--entered-in-error", f.entered_in_error),
-    ] {
+    for (name, v) in
+        [("--late", f.late), ("--duplicates", f.duplicates), ("--amended", f.amended), ("--entered-in-error", f.entered_in_error)]
+    {
         if !(0.0..=1.0).contains(&v) {
-            return Err(GenerateError::Invalid(format!(
-                "{name} must be a fraction between 0 and 1, got {v}"
-            )));
+            return Err(GenerateError::Invalid(format!("{name} must be a fraction between 0 and 1, got {v}")));
         }
     }
     Ok(())
@@ -218,20 +194,12 @@ fn serialise(opts: &CohortOptions, format: Format, n: u64) -> Written {
             v
         }
     };
-    Written {
-        key: gp.key,
-        truth: gp.truth,
-        lines,
-        faults,
-        resources,
-    }
+    Written { key: gp.key, truth: gp.truth, lines, faults, resources }
 }
 
 /// Generates patients `lo..hi` on the available cores, in patient order.
 fn batch(opts: &CohortOptions, format: Format, lo: u64, hi: u64) -> Vec<Written> {
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .clamp(1, 16) as u64;
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 16) as u64;
     let count = hi.saturating_sub(lo);
     if threads == 1 || count < 16 {
         return (lo..hi).map(|n| serialise(opts, format, n)).collect();
@@ -242,11 +210,7 @@ fn batch(opts: &CohortOptions, format: Format, lo: u64, hi: u64) -> Vec<Written>
             .map(|t| {
                 let a = lo + t * per;
                 let b = (a + per).min(hi);
-                s.spawn(move || {
-                    (a..b)
-                        .map(|n| serialise(opts, format, n))
-                        .collect::<Vec<_>>()
-                })
+                s.spawn(move || (a..b).map(|n| serialise(opts, format, n)).collect::<Vec<_>>())
             })
             .collect();
         let mut out = Vec::with_capacity(count as usize);
@@ -262,20 +226,15 @@ fn batch(opts: &CohortOptions, format: Format, lo: u64, hi: u64) -> Vec<Written>
 }
 
 /// Writes the cohort into `opts.out`.
-pub fn generate(
-    opts: &GenerateOptions,
-    pseudonyms: &Pseudonymizer,
-) -> Result<GenerateSummary, GenerateError> {
+pub fn generate(opts: &GenerateOptions, pseudonyms: &Pseudonymizer) -> Result<GenerateSummary, GenerateError> {
     validate(&opts.cohort)?;
     let dir = &opts.out;
     std::fs::create_dir_all(dir).map_err(out_err(dir))?;
     let bar = if opts.progress {
         let b = indicatif::ProgressBar::new(opts.cohort.patients);
         b.set_style(
-            indicatif::ProgressStyle::with_template(
-                "{msg:10} [{bar:40}] {pos}/{len} patients ({eta})",
-            )
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            indicatif::ProgressStyle::with_template("{msg:10} [{bar:40}] {pos}/{len} patients ({eta})")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
         );
         b.set_message("generating");
         b
@@ -291,10 +250,7 @@ pub fn generate(
     let final_ndjson = dir.join("cohort.ndjson");
     let spill_path = dir.join(".cohort.ndjson.tmp");
     let mut spill = match opts.format {
-        Format::Ndjson => Some(BufWriter::with_capacity(
-            1 << 20,
-            std::fs::File::create(&spill_path).map_err(out_err(&spill_path))?,
-        )),
+        Format::Ndjson => Some(BufWriter::with_capacity(1 << 20, std::fs::File::create(&spill_path).map_err(out_err(&spill_path))?)),
         Format::Bundles => None,
     };
     let bundle_dir = dir.join("bundles");
@@ -308,10 +264,7 @@ pub fn generate(
     let mut lo = 1u64;
     while lo <= opts.cohort.patients {
         let hi = (lo + BATCH).min(opts.cohort.patients + 1);
-        for (w, n) in batch(&opts.cohort, opts.format, lo, hi)
-            .into_iter()
-            .zip(lo..hi)
-        {
+        for (w, n) in batch(&opts.cohort, opts.format, lo, hi).into_iter().zip(lo..hi) {
             summary.patients += 1;
             summary.eligible += u64::from(w.truth.eligible);
             summary.metastatic += u64::from(w.truth.metastasis.is_some());
@@ -324,21 +277,15 @@ pub fn generate(
             match &mut spill {
                 Some(out) => {
                     for (at, line) in &w.lines {
-                        out.write_all(line.as_bytes())
-                            .map_err(out_err(&spill_path))?;
-                        let len = u32::try_from(line.len())
-                            .map_err(|_| GenerateError::Invalid("a resource over 4 GiB".into()))?;
+                        out.write_all(line.as_bytes()).map_err(out_err(&spill_path))?;
+                        let len = u32::try_from(line.len()).map_err(|_| GenerateError::Invalid("a resource over 4 GiB".into()))?;
                         index.push((*at, index.len() as u64, offset, len));
                         offset += line.len() as u64;
                     }
                 }
                 None => {
                     for (k, (_, text)) in w.lines.iter().enumerate() {
-                        let name = if k == 0 {
-                            format!("{n:06}-1-transaction.json")
-                        } else {
-                            format!("{n:06}-2-corrections.json")
-                        };
+                        let name = if k == 0 { format!("{n:06}-1-transaction.json") } else { format!("{n:06}-2-corrections.json") };
                         let p = bundle_dir.join(name);
                         std::fs::write(&p, text).map_err(out_err(&p))?;
                         summary.files += 1;
@@ -351,9 +298,7 @@ pub fn generate(
         lo = hi;
     }
     if let Some(out) = spill.take() {
-        let file = out
-            .into_inner()
-            .map_err(|e| out_err(&spill_path)(e.into_error()))?;
+        let file = out.into_inner().map_err(|e| out_err(&spill_path)(e.into_error()))?;
         drop(file);
         bar.set_message("ordering");
         index.sort_unstable();

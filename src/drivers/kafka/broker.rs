@@ -34,14 +34,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 /// The topics of DESIGN.md's Kafka contract, created by `oncowatch broker` unless `--topics` says otherwise.
-pub const DESIGN_TOPICS: [&str; 6] = [
-    "fhir.events",
-    "oncowatch.alerts",
-    "oncowatch.scores",
-    "oncowatch.dlq",
-    "oncowatch.state",
-    "oncowatch.repartition",
-];
+pub const DESIGN_TOPICS: [&str; 6] =
+    ["fhir.events", "oncowatch.alerts", "oncowatch.scores", "oncowatch.dlq", "oncowatch.state", "oncowatch.repartition"];
 
 /// Default partition count of the embedded broker's topics.
 pub const DEFAULT_PARTITIONS: i32 = 3;
@@ -122,50 +116,29 @@ impl EmbeddedBroker {
         }
         self.cluster
             .create_topic(topic, partitions, 1)
-            .map_err(|e| BrokerError::CreateTopic {
-                topic: topic.to_string(),
-                message: e.to_string(),
-            })
+            .map_err(|e| BrokerError::CreateTopic { topic: topic.to_string(), message: e.to_string() })
     }
 
     /// Takes broker 1 down: its connections close and it refuses new ones until [`up`](Self::up).
     pub fn down(&self) -> Result<(), BrokerError> {
-        self.cluster
-            .broker_down(BROKER_ID)
-            .map_err(|e| BrokerError::Broker {
-                what: "down",
-                message: e.to_string(),
-            })
+        self.cluster.broker_down(BROKER_ID).map_err(|e| BrokerError::Broker { what: "down", message: e.to_string() })
     }
 
     /// Brings broker 1 back up.
     pub fn up(&self) -> Result<(), BrokerError> {
-        self.cluster
-            .broker_up(BROKER_ID)
-            .map_err(|e| BrokerError::Broker {
-                what: "up",
-                message: e.to_string(),
-            })
+        self.cluster.broker_up(BROKER_ID).map_err(|e| BrokerError::Broker { what: "up", message: e.to_string() })
     }
 
     /// The low and high watermarks of every partition of `topic`, in partition order.
     pub fn watermarks(&self, topic: &str) -> Result<Vec<(i64, i64)>, BrokerError> {
-        watermarks(&self.kafka_config(), topic, REQUEST_TIMEOUT).map_err(|message| {
-            BrokerError::Metadata {
-                topic: topic.to_string(),
-                message,
-            }
-        })
+        watermarks(&self.kafka_config(), topic, REQUEST_TIMEOUT)
+            .map_err(|message| BrokerError::Metadata { topic: topic.to_string(), message })
     }
 
     /// The log-start offset of every partition of `topic`: all 0 unless the mock dropped old messages
     /// (about 5 MiB per partition), which tests assert does not happen.
     pub fn log_start_offsets(&self, topic: &str) -> Result<Vec<i64>, BrokerError> {
-        Ok(self
-            .watermarks(topic)?
-            .into_iter()
-            .map(|(lo, _)| lo)
-            .collect())
+        Ok(self.watermarks(topic)?.into_iter().map(|(lo, _)| lo).collect())
     }
 
     /// The mock cluster itself, for what the wrappers do not cover (request errors, round-trip delays).
@@ -180,8 +153,7 @@ pub fn valid_topic_name(t: &str) -> bool {
         && t.len() <= 249
         && t != "."
         && t != ".."
-        && t.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+        && t.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
 }
 
 /// A consumer that only assigns partitions and never commits. librdkafka needs a `group.id` even for
@@ -191,10 +163,7 @@ pub fn assign_only_consumer(k: &KafkaConfig) -> Result<BaseConsumer, String> {
     static N: AtomicU64 = AtomicU64::new(0);
     let mut c = client_config(k);
     let n = N.fetch_add(1, Ordering::Relaxed);
-    c.set(
-        "group.id",
-        format!("oncowatch-reader-{}-{n}", std::process::id()),
-    );
+    c.set("group.id", format!("oncowatch-reader-{}-{n}", std::process::id()));
     c.set("enable.auto.commit", "false");
     c.set("enable.auto.offset.store", "false");
     c.set("auto.offset.reset", "earliest");
@@ -203,24 +172,11 @@ pub fn assign_only_consumer(k: &KafkaConfig) -> Result<BaseConsumer, String> {
 }
 
 /// Partition count of `topic` (an error when the topic does not exist).
-pub fn partition_count(
-    consumer: &BaseConsumer,
-    topic: &str,
-    timeout: Duration,
-) -> Result<i32, String> {
-    let md = consumer
-        .fetch_metadata(Some(topic), timeout)
-        .map_err(|e| format!("metadata: {e}"))?;
-    let t = md
-        .topics()
-        .iter()
-        .find(|t| t.name() == topic)
-        .ok_or_else(|| "not in the metadata".to_string())?;
+pub fn partition_count(consumer: &BaseConsumer, topic: &str, timeout: Duration) -> Result<i32, String> {
+    let md = consumer.fetch_metadata(Some(topic), timeout).map_err(|e| format!("metadata: {e}"))?;
+    let t = md.topics().iter().find(|t| t.name() == topic).ok_or_else(|| "not in the metadata".to_string())?;
     if let Some(e) = t.error() {
-        return Err(format!(
-            "metadata: {}",
-            rdkafka::error::RDKafkaErrorCode::from(e)
-        ));
+        return Err(format!("metadata: {}", rdkafka::error::RDKafkaErrorCode::from(e)));
     }
     if t.partitions().is_empty() {
         return Err("no partitions".into());
@@ -229,18 +185,8 @@ pub fn partition_count(
 }
 
 /// The (low, high) watermarks of every partition of `topic` on the brokers of `k`.
-pub fn watermarks(
-    k: &KafkaConfig,
-    topic: &str,
-    timeout: Duration,
-) -> Result<Vec<(i64, i64)>, String> {
+pub fn watermarks(k: &KafkaConfig, topic: &str, timeout: Duration) -> Result<Vec<(i64, i64)>, String> {
     let consumer = assign_only_consumer(k)?;
     let n = partition_count(&consumer, topic, timeout)?;
-    (0..n)
-        .map(|p| {
-            consumer
-                .fetch_watermarks(topic, p, timeout)
-                .map_err(|e| format!("partition {p}: watermarks: {e}"))
-        })
-        .collect()
+    (0..n).map(|p| consumer.fetch_watermarks(topic, p, timeout).map_err(|e| format!("partition {p}: watermarks: {e}"))).collect()
 }

@@ -35,10 +35,7 @@ impl SecurityProtocol {
         }
     }
     fn uses_sasl(self) -> bool {
-        matches!(
-            self,
-            SecurityProtocol::SaslPlaintext | SecurityProtocol::SaslSsl
-        )
+        matches!(self, SecurityProtocol::SaslPlaintext | SecurityProtocol::SaslSsl)
     }
     fn uses_tls(self) -> bool {
         matches!(self, SecurityProtocol::Ssl | SecurityProtocol::SaslSsl)
@@ -100,11 +97,7 @@ fn mask_extra<S: serde::Serializer>(m: &BTreeMap<String, String>, s: S) -> Resul
     use serde::ser::SerializeMap;
     let mut out = s.serialize_map(Some(m.len()))?;
     for (k, v) in m {
-        let shown = if is_secret_property(k) && !v.is_empty() {
-            "****"
-        } else {
-            v.as_str()
-        };
+        let shown = if is_secret_property(k) && !v.is_empty() { "****" } else { v.as_str() };
         out.serialize_entry(k, shown)?;
     }
     out.end()
@@ -131,10 +124,7 @@ impl Default for KafkaConfig {
 impl KafkaConfig {
     /// The defaults with other brokers (tests, `feed --brokers`, the embedded broker).
     pub fn with_brokers(brokers: impl Into<String>) -> Self {
-        KafkaConfig {
-            brokers: brokers.into(),
-            ..KafkaConfig::default()
-        }
+        KafkaConfig { brokers: brokers.into(), ..KafkaConfig::default() }
     }
 
     /// Checks what librdkafka would only report at the first connection, naming the key.
@@ -144,10 +134,7 @@ impl KafkaConfig {
         }
         let sasl = self.security_protocol.uses_sasl();
         if sasl && self.sasl_mechanism == SaslMechanism::None {
-            return Err(format!(
-                "kafka.sasl_mechanism: required with security_protocol = {:?}",
-                self.security_protocol.as_str()
-            ));
+            return Err(format!("kafka.sasl_mechanism: required with security_protocol = {:?}", self.security_protocol.as_str()));
         }
         if !sasl && self.sasl_mechanism != SaslMechanism::None {
             return Err(format!(
@@ -165,18 +152,12 @@ impl KafkaConfig {
                 ("ssl_key_location", &self.ssl_key_location),
             ] {
                 if !v.is_empty() {
-                    return Err(format!(
-                        "kafka.{key}: set, but security_protocol {:?} does not use TLS",
-                        self.security_protocol.as_str()
-                    ));
+                    return Err(format!("kafka.{key}: set, but security_protocol {:?} does not use TLS", self.security_protocol.as_str()));
                 }
             }
         }
         if self.ssl_certificate_location.is_empty() != self.ssl_key_location.is_empty() {
-            return Err(
-                "kafka.ssl_certificate_location and kafka.ssl_key_location: set both or neither"
-                    .into(),
-            );
+            return Err("kafka.ssl_certificate_location and kafka.ssl_key_location: set both or neither".into());
         }
         for k in self.extra.keys() {
             if k.trim().is_empty() {
@@ -196,11 +177,7 @@ impl std::fmt::Debug for KafkaConfig {
 /// Property names whose values are secrets (masked by [`describe`] also when they come through `extra`).
 fn is_secret_property(name: &str) -> bool {
     let n = name.to_ascii_lowercase();
-    n.contains("password")
-        || n.contains("secret")
-        || n.ends_with(".pem")
-        || n == "sasl.oauthbearer.config"
-        || n == "ssl.key.pem"
+    n.contains("password") || n.contains("secret") || n.ends_with(".pem") || n == "sasl.oauthbearer.config" || n == "ssl.key.pem"
 }
 
 /// The librdkafka client configuration of `k`: `bootstrap.servers`, `client.id`, security, then `extra`.
@@ -247,12 +224,7 @@ pub fn set_default(c: &mut ClientConfig, k: &KafkaConfig, name: &str, value: &st
 /// One line for logs: brokers, client id, security, and `extra`, with every secret masked.
 pub fn describe(k: &KafkaConfig) -> String {
     let mask = |s: &Secret| if s.is_empty() { "" } else { "****" };
-    let mut out = format!(
-        "brokers={} client_id={} security_protocol={}",
-        k.brokers,
-        k.client_id,
-        k.security_protocol.as_str()
-    );
+    let mut out = format!("brokers={} client_id={} security_protocol={}", k.brokers, k.client_id, k.security_protocol.as_str());
     if k.security_protocol.uses_sasl() {
         let _ = write!(
             out,
@@ -273,11 +245,7 @@ pub fn describe(k: &KafkaConfig) -> String {
         );
     }
     for (name, v) in &k.extra {
-        let shown = if is_secret_property(name) && !v.is_empty() {
-            "****"
-        } else {
-            v.as_str()
-        };
+        let shown = if is_secret_property(name) && !v.is_empty() { "****" } else { v.as_str() };
         let _ = write!(out, " {name}={shown}");
     }
     out

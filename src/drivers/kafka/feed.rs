@@ -149,10 +149,7 @@ pub enum FeedError {
         oversize_note(.summary.oversize),
         .first_error.as_ref().map(|e| format!(" (first error: {e})")).unwrap_or_default()
     )]
-    Delivery {
-        summary: Box<FeedSummary>,
-        first_error: Option<String>,
-    },
+    Delivery { summary: Box<FeedSummary>, first_error: Option<String> },
 }
 
 fn oversize_note(n: u64) -> String {
@@ -180,49 +177,26 @@ pub struct SplitRecord {
 
 /// The messages one record becomes (see the module docs): keyed by patient when `keyed`, split per patient
 /// when keyed and about several patients, or when larger than `max_message_bytes`. Pure: no IO.
-pub fn split_record(
-    bytes: &[u8],
-    vocab: &Vocabulary,
-    decode: &DecodeOptions,
-    keyed: bool,
-    max_message_bytes: usize,
-) -> SplitRecord {
+pub fn split_record(bytes: &[u8], vocab: &Vocabulary, decode: &DecodeOptions, keyed: bool, max_message_bytes: usize) -> SplitRecord {
     let budget = max_message_bytes.saturating_sub(FRAMING_MARGIN).max(1);
     let decoded = decode_record(bytes, vocab, decode, None);
     let whole = |key: Option<PatientKey>| {
         if bytes.len() > budget {
-            SplitRecord {
-                messages: Vec::new(),
-                oversize: 1,
-            }
+            SplitRecord { messages: Vec::new(), oversize: 1 }
         } else {
-            SplitRecord {
-                messages: vec![OutMessage {
-                    key,
-                    value: bytes.to_vec(),
-                }],
-                oversize: 0,
-            }
+            SplitRecord { messages: vec![OutMessage { key, value: bytes.to_vec() }], oversize: 0 }
         }
     };
     let is_bundle = decoded.iter().any(|d| d.entry.is_some());
     if !is_bundle {
         // A single resource, an empty Bundle, or a record rejected whole.
-        let key = if keyed {
-            single_patient(&decoded).or_else(|| reference_patient(bytes))
-        } else {
-            None
-        };
+        let key = if keyed { single_patient(&decoded).or_else(|| reference_patient(bytes)) } else { None };
         return whole(key);
     }
     let entries = entry_patients(&decoded);
     let all: BTreeSet<&PatientKey> = entries.values().flat_map(|e| e.patients.iter()).collect();
     if (!keyed || all.len() <= 1) && bytes.len() <= budget {
-        let key = if keyed {
-            all.into_iter().next().cloned()
-        } else {
-            None
-        };
+        let key = if keyed { all.into_iter().next().cloned() } else { None };
         return whole(key);
     }
     let Ok(bundle) = serde_json::from_slice::<RawBundle>(bytes) else {
@@ -251,16 +225,9 @@ pub fn split_record(
         let Some(idx) = groups.remove(&key) else {
             continue;
         };
-        let anchors: Vec<usize> = idx
-            .iter()
-            .copied()
-            .filter(|i| entries.get(i).is_some_and(|e| e.is_patient))
-            .collect();
+        let anchors: Vec<usize> = idx.iter().copied().filter(|i| entries.get(i).is_some_and(|e| e.is_patient)).collect();
         for chunk in chunk_entries(&bundle, &idx, &anchors, budget, &mut out.oversize) {
-            out.messages.push(OutMessage {
-                key: if keyed { key.clone() } else { None },
-                value: chunk,
-            });
+            out.messages.push(OutMessage { key: if keyed { key.clone() } else { None }, value: chunk });
         }
     }
     out
@@ -358,15 +325,10 @@ impl<'de> Deserialize<'de> for RawBundle {
                 f.write_str("a Bundle object")
             }
             fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<RawBundle, A::Error> {
-                let mut b = RawBundle {
-                    fields: Vec::new(),
-                    entries: Vec::new(),
-                };
+                let mut b = RawBundle { fields: Vec::new(), entries: Vec::new() };
                 while let Some(k) = m.next_key::<String>()? {
                     if k == "entry" {
-                        b.entries = m
-                            .next_value::<Option<Vec<Box<RawValue>>>>()?
-                            .unwrap_or_default();
+                        b.entries = m.next_value::<Option<Vec<Box<RawValue>>>>()?.unwrap_or_default();
                     } else {
                         let v = m.next_value::<Box<RawValue>>()?;
                         if k != "total" && k != "signature" {
@@ -384,13 +346,7 @@ impl<'de> Deserialize<'de> for RawBundle {
 impl RawBundle {
     /// The Bundle with only the entries `idx` (in that order).
     fn with_entries(&self, idx: &[usize]) -> Vec<u8> {
-        let mut out = Vec::with_capacity(
-            64 + idx
-                .iter()
-                .filter_map(|i| self.entries.get(*i))
-                .map(|e| e.get().len() + 1)
-                .sum::<usize>(),
-        );
+        let mut out = Vec::with_capacity(64 + idx.iter().filter_map(|i| self.entries.get(*i)).map(|e| e.get().len() + 1).sum::<usize>());
         out.push(b'{');
         for (k, v) in &self.fields {
             // A key read from JSON serialises back to valid JSON.
@@ -411,28 +367,14 @@ impl RawBundle {
     }
 
     fn size_of(&self, idx: &[usize]) -> usize {
-        let fields: usize = self
-            .fields
-            .iter()
-            .map(|(k, v)| k.len() + 4 + v.get().len())
-            .sum();
-        let entries: usize = idx
-            .iter()
-            .filter_map(|i| self.entries.get(*i))
-            .map(|e| e.get().len() + 1)
-            .sum();
+        let fields: usize = self.fields.iter().map(|(k, v)| k.len() + 4 + v.get().len()).sum();
+        let entries: usize = idx.iter().filter_map(|i| self.entries.get(*i)).map(|e| e.get().len() + 1).sum();
         fields + entries + 16
     }
 }
 
 /// The Bundles of one group: all of `idx` when it fits `budget`, else chunks that each repeat `anchors`.
-fn chunk_entries(
-    bundle: &RawBundle,
-    idx: &[usize],
-    anchors: &[usize],
-    budget: usize,
-    oversize: &mut u64,
-) -> Vec<Vec<u8>> {
+fn chunk_entries(bundle: &RawBundle, idx: &[usize], anchors: &[usize], budget: usize, oversize: &mut u64) -> Vec<Vec<u8>> {
     if bundle.size_of(idx) <= budget {
         return vec![bundle.with_entries(idx)];
     }
@@ -513,18 +455,12 @@ struct Pacer {
 impl Pacer {
     fn new(rate: f64) -> Self {
         let burst = (rate / 10.0).max(1.0);
-        Pacer {
-            rate,
-            burst,
-            tokens: burst,
-            last: Instant::now(),
-        }
+        Pacer { rate, burst, tokens: burst, last: Instant::now() }
     }
     /// How long to wait before the next record may go (zero: take it now).
     fn wait(&mut self) -> Duration {
         let now = Instant::now();
-        self.tokens =
-            (self.tokens + now.duration_since(self.last).as_secs_f64() * self.rate).min(self.burst);
+        self.tokens = (self.tokens + now.duration_since(self.last).as_secs_f64() * self.rate).min(self.burst);
         self.last = now;
         if self.tokens >= 1.0 {
             self.tokens -= 1.0;
@@ -610,14 +546,9 @@ impl Sender<'_> {
         if self.summary.delivered == self.summary.messages && self.summary.oversize == 0 {
             Ok(self.summary)
         } else {
-            let first_error = first_error.or_else(|| {
-                (ctx.done() < self.summary.messages)
-                    .then(|| format!("no delivery report within {} s", timeout.as_secs()))
-            });
-            Err(FeedError::Delivery {
-                summary: Box::new(self.summary),
-                first_error,
-            })
+            let first_error = first_error
+                .or_else(|| (ctx.done() < self.summary.messages).then(|| format!("no delivery report within {} s", timeout.as_secs())));
+            Err(FeedError::Delivery { summary: Box::new(self.summary), first_error })
         }
     }
 }
@@ -644,36 +575,25 @@ fn progress_bar(enabled: bool, len: Option<u64>, what: &str) -> indicatif::Progr
 /// Produces the records of `opts.source` to `opts.topic`. `vocab` and `decode` resolve patients (as `run`
 /// will). Fails when the source cannot be read, the topic does not exist, or a message was not delivered
 /// (the error holds the summary).
-pub fn feed(
-    opts: &FeedOptions,
-    vocab: &Vocabulary,
-    decode: &DecodeOptions,
-) -> Result<FeedSummary, FeedError> {
+pub fn feed(opts: &FeedOptions, vocab: &Vocabulary, decode: &DecodeOptions) -> Result<FeedSummary, FeedError> {
     let started = Instant::now();
     validate(opts)?;
     tracing::info!(kafka = %describe(&opts.kafka), topic = %opts.topic, "feed");
     let mut cfg = client_config(&opts.kafka);
     let k = &opts.kafka;
     set_default(&mut cfg, k, "partitioner", "murmur2_random");
-    set_default(
-        &mut cfg,
-        k,
-        "message.max.bytes",
-        &opts.max_message_bytes.to_string(),
-    );
+    set_default(&mut cfg, k, "message.max.bytes", &opts.max_message_bytes.to_string());
     set_default(&mut cfg, k, "linger.ms", "5");
     set_default(&mut cfg, k, "acks", "all");
     // Per-partition order matters (a patient's events in order): retries must not reorder.
     set_default(&mut cfg, k, "enable.idempotence", "true");
     let timeout_ms = opts.timeout.as_millis().clamp(1000, i32::MAX as u128);
     set_default(&mut cfg, k, "message.timeout.ms", &timeout_ms.to_string());
-    let producer: BaseProducer<Deliveries> = cfg
-        .create_with_context(Deliveries::default())
-        .map_err(|e| FeedError::Kafka(format!("producer: {e}")))?;
+    let producer: BaseProducer<Deliveries> =
+        cfg.create_with_context(Deliveries::default()).map_err(|e| FeedError::Kafka(format!("producer: {e}")))?;
     // The topic must exist: producing to a missing one would fail only after message.timeout.ms.
     let metadata_consumer = assign_only_consumer(&opts.kafka).map_err(FeedError::Kafka)?;
-    partition_count(&metadata_consumer, &opts.topic, opts.timeout)
-        .map_err(|e| FeedError::Kafka(format!("topic {}: {e}", opts.topic)))?;
+    partition_count(&metadata_consumer, &opts.topic, opts.timeout).map_err(|e| FeedError::Kafka(format!("topic {}: {e}", opts.topic)))?;
     drop(metadata_consumer);
 
     let mut sender = Sender {
@@ -689,13 +609,7 @@ pub fn feed(
             sender.bar = progress_bar(opts.progress, None, "feed");
             let split_and_send = |bytes: &[u8], s: &mut Sender<'_>| {
                 s.pace();
-                let parts = split_record(
-                    bytes,
-                    vocab,
-                    decode,
-                    opts.keyed_by_patient,
-                    opts.max_message_bytes,
-                );
+                let parts = split_record(bytes, vocab, decode, opts.keyed_by_patient, opts.max_message_bytes);
                 s.summary.oversize += parts.oversize;
                 if parts.messages.len() + parts.oversize as usize > 1 {
                     s.summary.split += 1;
@@ -705,34 +619,21 @@ pub fn feed(
                 }
                 s.record_done();
             };
-            input::for_each_record(
-                &inputs,
-                |rec| split_and_send(&rec.bytes, &mut sender),
-                |_| {},
-            )?;
+            input::for_each_record(&inputs, |rec| split_and_send(&rec.bytes, &mut sender), |_| {})?;
         }
         FeedSource::Generate(cohort) => {
             sender.bar = progress_bar(opts.progress, None, "feed (generated)");
             let mut lo = 1u64;
             while lo <= cohort.patients {
                 let hi = lo.saturating_add(GENERATE_BATCH).min(cohort.patients + 1);
-                let batch: Vec<generate::GeneratedPatient> = (lo..hi)
-                    .map(|n| generate::generate_patient(cohort, n))
-                    .collect();
+                let batch: Vec<generate::GeneratedPatient> = (lo..hi).map(|n| generate::generate_patient(cohort, n)).collect();
                 for (p, r) in generate::delivery_order(&batch) {
                     let Some(d) = batch.get(p).and_then(|gp| gp.resources.get(r)) else {
                         continue;
                     };
-                    let bytes = serde_json::to_vec(&d.resource)
-                        .map_err(|e| FeedError::Invalid(format!("generated resource: {e}")))?;
+                    let bytes = serde_json::to_vec(&d.resource).map_err(|e| FeedError::Invalid(format!("generated resource: {e}")))?;
                     sender.pace();
-                    let parts = split_record(
-                        &bytes,
-                        vocab,
-                        decode,
-                        opts.keyed_by_patient,
-                        opts.max_message_bytes,
-                    );
+                    let parts = split_record(&bytes, vocab, decode, opts.keyed_by_patient, opts.max_message_bytes);
                     sender.summary.oversize += parts.oversize;
                     for m in &parts.messages {
                         sender.send(m.key.as_ref().map(|k| k.as_str().as_bytes()), &m.value);
@@ -750,31 +651,19 @@ pub fn feed(
 fn validate(opts: &FeedOptions) -> Result<(), FeedError> {
     opts.kafka.validate().map_err(FeedError::Invalid)?;
     if !valid_topic_name(&opts.topic) {
-        return Err(FeedError::Invalid(format!(
-            "--topic {:?}: not a valid topic name",
-            opts.topic
-        )));
+        return Err(FeedError::Invalid(format!("--topic {:?}: not a valid topic name", opts.topic)));
     }
     if let Some(r) = opts.rate {
         if !(r.is_finite() && r > 0.0) {
-            return Err(FeedError::Invalid(format!(
-                "--rate {r}: must be a positive number of records per second"
-            )));
+            return Err(FeedError::Invalid(format!("--rate {r}: must be a positive number of records per second")));
         }
     }
     if opts.max_message_bytes < 2 * FRAMING_MARGIN {
-        return Err(FeedError::Invalid(format!(
-            "max_message_bytes {}: too small",
-            opts.max_message_bytes
-        )));
+        return Err(FeedError::Invalid(format!("max_message_bytes {}: too small", opts.max_message_bytes)));
     }
     match &opts.source {
-        FeedSource::Dlq(t) if t == &opts.topic => Err(FeedError::Invalid(format!(
-            "--from-dlq {t}: the same topic as --topic"
-        ))),
-        FeedSource::Dlq(t) if !valid_topic_name(t) => Err(FeedError::Invalid(format!(
-            "--from-dlq {t:?}: not a valid topic name"
-        ))),
+        FeedSource::Dlq(t) if t == &opts.topic => Err(FeedError::Invalid(format!("--from-dlq {t}: the same topic as --topic"))),
+        FeedSource::Dlq(t) if !valid_topic_name(t) => Err(FeedError::Invalid(format!("--from-dlq {t:?}: not a valid topic name"))),
         FeedSource::Inputs(p) if p.is_empty() => Err(FeedError::Invalid("no input given".into())),
         _ => Ok(()),
     }
@@ -784,34 +673,25 @@ fn validate(opts: &FeedOptions) -> Result<(), FeedError> {
 /// and re-produces every record's key and value.
 fn redrive(opts: &FeedOptions, dlq: &str, sender: &mut Sender<'_>) -> Result<(), FeedError> {
     let consumer = assign_only_consumer(&opts.kafka).map_err(FeedError::Kafka)?;
-    let n = partition_count(&consumer, dlq, opts.timeout)
-        .map_err(|e| FeedError::Kafka(format!("topic {dlq}: {e}")))?;
+    let n = partition_count(&consumer, dlq, opts.timeout).map_err(|e| FeedError::Kafka(format!("topic {dlq}: {e}")))?;
     let mut tpl = TopicPartitionList::new();
     let mut remaining: HashMap<i32, i64> = HashMap::new();
     let mut total = 0u64;
     for p in 0..n {
-        let (lo, hi) = consumer
-            .fetch_watermarks(dlq, p, opts.timeout)
-            .map_err(|e| FeedError::Kafka(format!("topic {dlq} partition {p}: {e}")))?;
+        let (lo, hi) =
+            consumer.fetch_watermarks(dlq, p, opts.timeout).map_err(|e| FeedError::Kafka(format!("topic {dlq} partition {p}: {e}")))?;
         if hi > lo {
-            tpl.add_partition_offset(dlq, p, Offset::Offset(lo))
-                .map_err(|e| FeedError::Kafka(e.to_string()))?;
+            tpl.add_partition_offset(dlq, p, Offset::Offset(lo)).map_err(|e| FeedError::Kafka(e.to_string()))?;
             remaining.insert(p, hi);
             total += u64::try_from(hi - lo).unwrap_or(0);
         }
     }
-    tracing::info!(
-        topic = dlq,
-        records = total,
-        "re-driving the dead-letter topic"
-    );
+    tracing::info!(topic = dlq, records = total, "re-driving the dead-letter topic");
     sender.bar = progress_bar(opts.progress, Some(total), "re-drive");
     if remaining.is_empty() {
         return Ok(());
     }
-    consumer
-        .assign(&tpl)
-        .map_err(|e| FeedError::Kafka(format!("assign {dlq}: {e}")))?;
+    consumer.assign(&tpl).map_err(|e| FeedError::Kafka(format!("assign {dlq}: {e}")))?;
     let mut last_progress = Instant::now();
     while !remaining.is_empty() {
         if last_progress.elapsed() > opts.timeout {
@@ -848,9 +728,7 @@ fn redrive(opts: &FeedOptions, dlq: &str, sender: &mut Sender<'_>) -> Result<(),
                 // consumer's position reaches its high watermark.
                 if let Ok(pos) = consumer.position() {
                     for el in pos.elements() {
-                        if let (Some(&hi), Offset::Offset(o)) =
-                            (remaining.get(&el.partition()), el.offset())
-                        {
+                        if let (Some(&hi), Offset::Offset(o)) = (remaining.get(&el.partition()), el.offset()) {
                             if o >= hi {
                                 remaining.remove(&el.partition());
                             }

@@ -29,12 +29,7 @@ pub fn split_by_patient(bytes: &[u8], engine: &Engine) -> Vec<(Option<PatientKey
             if !patients.contains(&ev.patient) {
                 patients.push(ev.patient.clone());
             }
-            if let Some(i) = d
-                .entry
-                .as_deref()
-                .and_then(|e| e.split('/').next())
-                .and_then(|i| i.parse().ok())
-            {
+            if let Some(i) = d.entry.as_deref().and_then(|e| e.split('/').next()).and_then(|i| i.parse().ok()) {
                 by_entry.entry(i).or_insert_with(|| ev.patient.clone());
             }
         }
@@ -66,9 +61,7 @@ pub fn split_by_patient(bytes: &[u8], engine: &Engine) -> Vec<(Option<PatientKey
 /// Runs the repartition stage until `stop` is set.
 pub fn run(engine: Arc<Engine>, cfg: RunConfig, stop: Arc<AtomicBool>) -> Result<u64, RunError> {
     let mut pc = client_config(&cfg.kafka);
-    pc.set("partitioner", "murmur2_random")
-        .set("enable.idempotence", "true")
-        .set("linger.ms", "5");
+    pc.set("partitioner", "murmur2_random").set("enable.idempotence", "true").set("linger.ms", "5");
     let producer: ThreadedProducer<DefaultProducerContext> = pc.create()?;
     let mut cc = client_config(&cfg.kafka);
     cc.set("group.id", format!("{}-repartition", cfg.group_id))
@@ -85,10 +78,7 @@ pub fn run(engine: Arc<Engine>, cfg: RunConfig, stop: Arc<AtomicBool>) -> Result
         if let Some(r) = consumer.poll(Duration::from_millis(100)) {
             let m = r?;
             for (key, value) in split_by_patient(m.payload().unwrap_or(&[]), &engine) {
-                let k = key
-                    .as_ref()
-                    .map(|k| k.as_str().as_bytes().to_vec())
-                    .unwrap_or_default();
+                let k = key.as_ref().map(|k| k.as_str().as_bytes().to_vec()).unwrap_or_default();
                 let mut rec = BaseRecord::to(&cfg.repartition_topic).payload(&value);
                 if !k.is_empty() {
                     rec = rec.key(&k);
@@ -97,14 +87,7 @@ pub fn run(engine: Arc<Engine>, cfg: RunConfig, stop: Arc<AtomicBool>) -> Result
                 loop {
                     match producer.send(rec) {
                         Ok(()) => break,
-                        Err((e, r))
-                            if matches!(
-                                e,
-                                rdkafka::error::KafkaError::MessageProduction(
-                                    rdkafka::types::RDKafkaErrorCode::QueueFull
-                                )
-                            ) =>
-                        {
+                        Err((rdkafka::error::KafkaError::MessageProduction(rdkafka::types::RDKafkaErrorCode::QueueFull), r)) => {
                             rec = r;
                             std::thread::sleep(Duration::from_millis(5));
                         }
@@ -115,10 +98,7 @@ pub fn run(engine: Arc<Engine>, cfg: RunConfig, stop: Arc<AtomicBool>) -> Result
             count += 1;
             since_flush += 1;
         }
-        if since_flush > 0
-            && (since_flush >= cfg.flush_records
-                || last.elapsed() >= Duration::from_millis(cfg.flush_interval_ms))
-        {
+        if since_flush > 0 && (since_flush >= cfg.flush_records || last.elapsed() >= Duration::from_millis(cfg.flush_interval_ms)) {
             producer.flush(Duration::from_secs(300))?;
             if let Err(e) = consumer.commit_consumer_state(CommitMode::Sync) {
                 tracing::warn!("repartition commit failed (retried): {e}");

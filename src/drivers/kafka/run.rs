@@ -26,9 +26,7 @@ use crate::core::state::PatientState;
 use crate::drivers::http::Health;
 use crate::metrics::Metrics;
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{
-    BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, RebalanceProtocol,
-};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, RebalanceProtocol};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
@@ -78,16 +76,10 @@ pub enum RunError {
     Kafka(#[from] KafkaError),
     #[error("{0}")]
     Config(String),
-    #[error(
-        "delivery failed for {0} record(s): stopping so that no offset is committed past them"
-    )]
+    #[error("delivery failed for {0} record(s): stopping so that no offset is committed past them")]
     Delivery(u64),
     #[error("changelog topic {topic} has {found} partitions but the input topics have {expected}")]
-    Partitions {
-        topic: String,
-        found: usize,
-        expected: usize,
-    },
+    Partitions { topic: String, found: usize, expected: usize },
 }
 
 /// One task: the state of partition p of the inputs.
@@ -153,11 +145,7 @@ impl ClientContext for Ctx {
         for (topic, t) in &stats.topics {
             for (p, part) in &t.partitions {
                 if *p >= 0 && part.consumer_lag >= 0 {
-                    self.shared
-                        .metrics
-                        .lag
-                        .with_label_values(&[topic, &p.to_string()])
-                        .set(part.consumer_lag);
+                    self.shared.metrics.lag.with_label_values(&[topic, &p.to_string()]).set(part.consumer_lag);
                 }
             }
         }
@@ -165,24 +153,13 @@ impl ClientContext for Ctx {
 }
 
 impl ConsumerContext for Ctx {
-    fn rebalance(
-        &self,
-        consumer: &BaseConsumer<Self>,
-        err: RDKafkaRespErr,
-        tpl: &mut TopicPartitionList,
-    ) {
-        let cooperative = matches!(
-            consumer.rebalance_protocol(),
-            RebalanceProtocol::Cooperative
-        );
+    fn rebalance(&self, consumer: &BaseConsumer<Self>, err: RDKafkaRespErr, tpl: &mut TopicPartitionList) {
+        let cooperative = matches!(consumer.rebalance_protocol(), RebalanceProtocol::Cooperative);
         self.shared.metrics.rebalances.inc();
         match err {
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
-                self.shared
-                    .health
-                    .set_ready(false, "restoring assigned partitions");
-                let partitions: BTreeSet<i32> =
-                    tpl.elements().iter().map(|e| e.partition()).collect();
+                self.shared.health.set_ready(false, "restoring assigned partitions");
+                let partitions: BTreeSet<i32> = tpl.elements().iter().map(|e| e.partition()).collect();
                 for p in partitions {
                     match self.shared.restore(p) {
                         Ok(offsets) => {
@@ -190,24 +167,17 @@ impl ConsumerContext for Ctx {
                                 let _ = tpl.set_partition_offset(&topic, p, Offset::Offset(off));
                             }
                         }
-                        Err(e) => self
-                            .shared
-                            .set_fatal(format!("restore of partition {p}: {e}")),
+                        Err(e) => self.shared.set_fatal(format!("restore of partition {p}: {e}")),
                     }
                 }
-                let r = if cooperative {
-                    consumer.incremental_assign(tpl)
-                } else {
-                    consumer.assign(tpl)
-                };
+                let r = if cooperative { consumer.incremental_assign(tpl) } else { consumer.assign(tpl) };
                 if let Err(e) = r {
                     self.shared.set_fatal(format!("assign: {e}"));
                 }
                 self.shared.update_ready(consumer);
             }
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
-                let partitions: BTreeSet<i32> =
-                    tpl.elements().iter().map(|e| e.partition()).collect();
+                let partitions: BTreeSet<i32> = tpl.elements().iter().map(|e| e.partition()).collect();
                 if let Err(e) = self.shared.flush(consumer, Some(&partitions)) {
                     self.shared.set_fatal(format!("flush on revocation: {e}"));
                 }
@@ -216,11 +186,7 @@ impl ConsumerContext for Ctx {
                         tasks.remove(p);
                     }
                 }
-                let r = if cooperative {
-                    consumer.incremental_unassign(tpl)
-                } else {
-                    consumer.unassign()
-                };
+                let r = if cooperative { consumer.incremental_unassign(tpl) } else { consumer.unassign() };
                 if let Err(e) = r {
                     tracing::warn!("unassign: {e}");
                 }
@@ -244,10 +210,7 @@ impl Shared {
         let assigned = consumer.assignment().map(|a| a.count()).unwrap_or(0);
         let lost = self.metrics.lost_state.with_label_values(&["any"]).get() > 0;
         if lost {
-            self.health.set_ready(
-                false,
-                "a changelog partition lost state (see oncowatch_lost_state)",
-            );
+            self.health.set_ready(false, "a changelog partition lost state (see oncowatch_lost_state)");
         } else {
             self.health.set_ready(true, "");
         }
@@ -271,12 +234,13 @@ impl Shared {
         let c: BaseConsumer = cc.create()?;
         let (low, high) = c.fetch_watermarks(&self.cfg.state_topic, p, Duration::from_secs(10))?;
         if low > 0 && !self.cfg.broker_compacts {
-            self.metrics
-                .lost_state
-                .with_label_values(&[&p.to_string()])
-                .set(1);
+            self.metrics.lost_state.with_label_values(&[&p.to_string()]).set(1);
             self.metrics.lost_state.with_label_values(&["any"]).set(1);
-            tracing::error!(partition = p, log_start = low, "changelog partition lost records: its log start is above 0 on a broker that does not compact");
+            tracing::error!(
+                partition = p,
+                log_start = low,
+                "changelog partition lost records: its log start is above 0 on a broker that does not compact"
+            );
         }
         let mut task = Task::default();
         if high > low {
@@ -287,22 +251,14 @@ impl Shared {
             let mut pos = low;
             while pos < high {
                 if Instant::now() > deadline {
-                    return Err(RunError::Config(format!(
-                        "restore of changelog partition {p} timed out at offset {pos} of {high}"
-                    )));
+                    return Err(RunError::Config(format!("restore of changelog partition {p} timed out at offset {pos} of {high}")));
                 }
                 match c.poll(Duration::from_millis(200)) {
                     Some(Ok(m)) => {
                         pos = m.offset() + 1;
-                        let key = m
-                            .key()
-                            .map(|k| String::from_utf8_lossy(k).into_owned())
-                            .unwrap_or_default();
+                        let key = m.key().map(|k| String::from_utf8_lossy(k).into_owned()).unwrap_or_default();
                         if key == CHECKPOINT_KEY {
-                            if let Some(cp) = m
-                                .payload()
-                                .and_then(|v| serde_json::from_slice::<Checkpoint>(v).ok())
-                            {
+                            if let Some(cp) = m.payload().and_then(|v| serde_json::from_slice::<Checkpoint>(v).ok()) {
                                 task.checkpointed = cp.offsets;
                             }
                         } else if let Some(v) = m.payload() {
@@ -310,11 +266,7 @@ impl Shared {
                                 Ok(s) => {
                                     task.states.insert(s.key.clone(), s);
                                 }
-                                Err(e) => tracing::error!(
-                                    partition = p,
-                                    offset = m.offset(),
-                                    "unreadable changelog record: {e}"
-                                ),
+                                Err(e) => tracing::error!(partition = p, offset = m.offset(), "unreadable changelog record: {e}"),
                             }
                         }
                     }
@@ -326,33 +278,16 @@ impl Shared {
         }
         task.offsets = task.checkpointed.clone();
         let offsets = task.checkpointed.clone();
-        tracing::info!(
-            partition = p,
-            patients = task.states.len(),
-            seconds = started.elapsed().as_secs_f64(),
-            "partition restored"
-        );
-        self.metrics
-            .restore_seconds
-            .observe(started.elapsed().as_secs_f64());
+        tracing::info!(partition = p, patients = task.states.len(), seconds = started.elapsed().as_secs_f64(), "partition restored");
+        self.metrics.restore_seconds.observe(started.elapsed().as_secs_f64());
         if let Ok(mut tasks) = self.tasks.lock() {
             tasks.insert(p, task);
         }
         Ok(offsets)
     }
 
-    fn send(
-        &self,
-        topic: &str,
-        partition: Option<i32>,
-        key: &[u8],
-        value: &[u8],
-        headers: OwnedHeaders,
-    ) -> Result<(), RunError> {
-        let mut rec = BaseRecord::to(topic)
-            .key(key)
-            .payload(value)
-            .headers(headers);
+    fn send(&self, topic: &str, partition: Option<i32>, key: &[u8], value: &[u8], headers: OwnedHeaders) -> Result<(), RunError> {
+        let mut rec = BaseRecord::to(topic).key(key).payload(value).headers(headers);
         if let Some(p) = partition {
             rec = rec.partition(p);
         }
@@ -360,10 +295,7 @@ impl Shared {
         loop {
             match self.producer.send(rec) {
                 Ok(()) => return Ok(()),
-                Err((
-                    KafkaError::MessageProduction(rdkafka::types::RDKafkaErrorCode::QueueFull),
-                    r,
-                )) => {
+                Err((KafkaError::MessageProduction(rdkafka::types::RDKafkaErrorCode::QueueFull), r)) => {
                     rec = r;
                     std::thread::sleep(Duration::from_millis(5));
                 }
@@ -379,124 +311,62 @@ impl Shared {
         let topic = m.topic().to_string();
         let bytes = m.payload().unwrap_or(&[]);
         let key = if self.cfg.keyed_by_patient || topic == self.cfg.repartition_topic {
-            m.key()
-                .and_then(|k| std::str::from_utf8(k).ok())
-                .and_then(PatientKey::parse_canonical)
+            m.key().and_then(|k| std::str::from_utf8(k).ok()).and_then(PatientKey::parse_canonical)
         } else {
             None
         };
         let ts = m.timestamp().to_millis();
         let arrival = ts.map(EventTime);
         let report: RecordReport = {
-            let mut tasks = self
-                .tasks
-                .lock()
-                .map_err(|_| RunError::Config("state lock poisoned".into()))?;
+            let mut tasks = self.tasks.lock().map_err(|_| RunError::Config("state lock poisoned".into()))?;
             let task = tasks.entry(p).or_default();
             if task.offsets.get(&topic).is_some_and(|o| m.offset() < *o) {
                 // Already reflected in the restored state.
                 return Ok(());
             }
-            let report = self
-                .engine
-                .process(&mut task.states, bytes, key.as_ref(), arrival);
+            let report = self.engine.process(&mut task.states, bytes, key.as_ref(), arrival);
             task.dirty.extend(report.changed.iter().cloned());
             task.offsets.insert(topic.clone(), m.offset() + 1);
             report
         };
         self.metrics.record(&topic, &report);
-        self.metrics
-            .processing
-            .with_label_values(&["record"])
-            .observe(started.elapsed().as_secs_f64());
-        let model_version = self
-            .engine
-            .model
-            .as_ref()
-            .map(|m| m.version.clone())
-            .unwrap_or_default();
+        self.metrics.processing.with_label_values(&["record"]).observe(started.elapsed().as_secs_f64());
+        let model_version = self.engine.model.as_ref().map(|m| m.version.clone()).unwrap_or_default();
         for a in &report.alerts {
             let tier = crate::core::alerts::policy::tier_name(a.tier);
             let h = OwnedHeaders::new()
-                .insert(Header {
-                    key: "content-type",
-                    value: Some("application/fhir+json"),
-                })
-                .insert(Header {
-                    key: "oncowatch-tier",
-                    value: Some(tier),
-                })
-                .insert(Header {
-                    key: "oncowatch-model-version",
-                    value: Some(model_version.as_str()),
-                });
-            self.send(
-                &self.cfg.alerts_topic,
-                None,
-                a.pseudonym.as_str().as_bytes(),
-                a.json.as_bytes(),
-                h,
-            )?;
+                .insert(Header { key: "content-type", value: Some("application/fhir+json") })
+                .insert(Header { key: "oncowatch-tier", value: Some(tier) })
+                .insert(Header { key: "oncowatch-model-version", value: Some(model_version.as_str()) });
+            self.send(&self.cfg.alerts_topic, None, a.pseudonym.as_str().as_bytes(), a.json.as_bytes(), h)?;
             if let (Some(t), Ok(mut pend)) = (ts, self.pending.lock()) {
                 pend.1.push(t);
             }
         }
         if !self.cfg.scores_topic.is_empty() {
             for s in &report.scores {
-                self.send(
-                    &self.cfg.scores_topic,
-                    None,
-                    s.pseudonym.as_bytes(),
-                    s.to_json(&model_version).as_bytes(),
-                    OwnedHeaders::new(),
-                )?;
+                self.send(&self.cfg.scores_topic, None, s.pseudonym.as_bytes(), s.to_json(&model_version).as_bytes(), OwnedHeaders::new())?;
             }
         }
         let rejected: Vec<(String, String, String)> = report
             .resources
             .iter()
             .filter_map(|r| match &r.outcome {
-                Outcome::Rejected(reason, msg) => Some((
-                    reason.code().to_string(),
-                    msg.clone(),
-                    r.entry.clone().unwrap_or_default(),
-                )),
+                Outcome::Rejected(reason, msg) => Some((reason.code().to_string(), msg.clone(), r.entry.clone().unwrap_or_default())),
                 _ => None,
             })
             .collect();
         if let Some((reason, message, _)) = rejected.first() {
-            let entries: Vec<&str> = rejected
-                .iter()
-                .map(|(_, _, e)| e.as_str())
-                .filter(|e| !e.is_empty())
-                .collect();
+            let entries: Vec<&str> = rejected.iter().map(|(_, _, e)| e.as_str()).filter(|e| !e.is_empty()).collect();
             let (partition, offset) = (p.to_string(), m.offset().to_string());
             let entries = entries.join(",");
             let h = OwnedHeaders::new()
-                .insert(Header {
-                    key: "oncowatch-reason",
-                    value: Some(reason.as_str()),
-                })
-                .insert(Header {
-                    key: "oncowatch-message",
-                    value: Some(message.as_str()),
-                })
-                .insert(Header {
-                    key: "oncowatch-source-topic",
-                    value: Some(topic.as_str()),
-                })
-                .insert(Header {
-                    key: "oncowatch-source-partition",
-                    value: Some(partition.as_str()),
-                })
-                .insert(Header {
-                    key: "oncowatch-source-offset",
-                    value: Some(offset.as_str()),
-                })
-                .insert(Header {
-                    key: "oncowatch-entries",
-                    value: Some(entries.as_str()),
-                });
+                .insert(Header { key: "oncowatch-reason", value: Some(reason.as_str()) })
+                .insert(Header { key: "oncowatch-message", value: Some(message.as_str()) })
+                .insert(Header { key: "oncowatch-source-topic", value: Some(topic.as_str()) })
+                .insert(Header { key: "oncowatch-source-partition", value: Some(partition.as_str()) })
+                .insert(Header { key: "oncowatch-source-offset", value: Some(offset.as_str()) })
+                .insert(Header { key: "oncowatch-entries", value: Some(entries.as_str()) });
             self.send(&self.cfg.dlq_topic, None, m.key().unwrap_or(&[]), bytes, h)?;
             self.metrics.dlq.with_label_values(&[reason.as_str()]).inc();
         }
@@ -510,19 +380,12 @@ impl Shared {
     }
 
     /// The checkpoint flow for the given tasks (all when `None`).
-    fn flush(
-        &self,
-        consumer: &BaseConsumer<Ctx>,
-        only: Option<&BTreeSet<i32>>,
-    ) -> Result<(), RunError> {
+    fn flush(&self, consumer: &BaseConsumer<Ctx>, only: Option<&BTreeSet<i32>>) -> Result<(), RunError> {
         let mut commit = TopicPartitionList::new();
         let mut state_bytes = 0i64;
         let mut patients = 0i64;
         {
-            let mut tasks = self
-                .tasks
-                .lock()
-                .map_err(|_| RunError::Config("state lock poisoned".into()))?;
+            let mut tasks = self.tasks.lock().map_err(|_| RunError::Config("state lock poisoned".into()))?;
             for (p, task) in tasks.iter_mut() {
                 patients += task.states.len() as i64;
                 if only.is_some_and(|o| !o.contains(p)) {
@@ -534,27 +397,12 @@ impl Shared {
                         let v = s.encode();
                         state_bytes += v.len() as i64;
                         let pseudo = self.engine.pseudonyms.pseudonym(key);
-                        self.send(
-                            &self.cfg.state_topic,
-                            Some(*p),
-                            pseudo.as_str().as_bytes(),
-                            &v,
-                            OwnedHeaders::new(),
-                        )?;
+                        self.send(&self.cfg.state_topic, Some(*p), pseudo.as_str().as_bytes(), &v, OwnedHeaders::new())?;
                     }
                 }
                 if !dirty.is_empty() || task.offsets != task.checkpointed {
-                    let cp = serde_json::to_vec(&Checkpoint {
-                        offsets: task.offsets.clone(),
-                    })
-                    .unwrap_or_default();
-                    self.send(
-                        &self.cfg.state_topic,
-                        Some(*p),
-                        CHECKPOINT_KEY.as_bytes(),
-                        &cp,
-                        OwnedHeaders::new(),
-                    )?;
+                    let cp = serde_json::to_vec(&Checkpoint { offsets: task.offsets.clone() }).unwrap_or_default();
+                    self.send(&self.cfg.state_topic, Some(*p), CHECKPOINT_KEY.as_bytes(), &cp, OwnedHeaders::new())?;
                     task.checkpointed = task.offsets.clone();
                 }
                 for (topic, off) in &task.offsets {
@@ -570,9 +418,7 @@ impl Shared {
             if commit.count() > 0 {
                 self.producer.send_offsets_to_transaction(
                     &commit,
-                    &consumer
-                        .group_metadata()
-                        .ok_or_else(|| RunError::Config("no group metadata".into()))?,
+                    &consumer.group_metadata().ok_or_else(|| RunError::Config("no group metadata".into()))?,
                     Duration::from_secs(30),
                 )?;
             }
@@ -594,9 +440,7 @@ impl Shared {
         if let Ok(mut pend) = self.pending.lock() {
             let now = wall_ms();
             for t in pend.1.drain(..) {
-                self.metrics
-                    .event_to_alert
-                    .observe(((now - t) as f64 / 1000.0).max(0.0));
+                self.metrics.event_to_alert.observe(((now - t) as f64 / 1000.0).max(0.0));
             }
             pend.0 = 0;
         }
@@ -606,10 +450,7 @@ impl Shared {
 
 /// The wall clock, for the latency metric only (drivers may read it; the core never does).
 fn wall_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
 /// What a run did (for tests and the demo's summary).
@@ -623,33 +464,18 @@ pub struct RunSummary {
 pub fn check_partitions(cfg: &RunConfig) -> Result<usize, RunError> {
     let c: BaseConsumer = client_config(&cfg.kafka).create()?;
     let md = c.fetch_metadata(None, Duration::from_secs(10))?;
-    let count = |name: &str| {
-        md.topics()
-            .iter()
-            .find(|t| t.name() == name)
-            .map(|t| t.partitions().len())
-            .unwrap_or(0)
-    };
+    let count = |name: &str| md.topics().iter().find(|t| t.name() == name).map(|t| t.partitions().len()).unwrap_or(0);
     let inputs: Vec<usize> = cfg.input_topics.iter().map(|t| count(t)).collect();
     let expected = inputs.first().copied().unwrap_or(0);
     if expected == 0 {
-        return Err(RunError::Config(format!(
-            "input topic {} does not exist",
-            cfg.input_topics.first().map(String::as_str).unwrap_or("")
-        )));
+        return Err(RunError::Config(format!("input topic {} does not exist", cfg.input_topics.first().map(String::as_str).unwrap_or(""))));
     }
     if inputs.iter().any(|n| *n != expected) {
-        return Err(RunError::Config(format!(
-            "input topics are not co-partitioned: partition counts {inputs:?}"
-        )));
+        return Err(RunError::Config(format!("input topics are not co-partitioned: partition counts {inputs:?}")));
     }
     let found = count(&cfg.state_topic);
     if found != expected {
-        return Err(RunError::Partitions {
-            topic: cfg.state_topic.clone(),
-            found,
-            expected,
-        });
+        return Err(RunError::Partitions { topic: cfg.state_topic.clone(), found, expected });
     }
     Ok(expected)
 }
@@ -662,40 +488,25 @@ pub fn run(
     health: Arc<Health>,
     stop: Arc<AtomicBool>,
 ) -> Result<RunSummary, RunError> {
-    let input_topics: Vec<String> = if cfg.keyed_by_patient {
-        cfg.input_topics.clone()
-    } else {
-        vec![cfg.repartition_topic.clone()]
-    };
+    let input_topics: Vec<String> = if cfg.keyed_by_patient { cfg.input_topics.clone() } else { vec![cfg.repartition_topic.clone()] };
     let mut check = cfg.clone();
     check.input_topics = input_topics.clone();
     check_partitions(&check)?;
     if let Some(m) = &engine.model {
         metrics
             .model_info
-            .with_label_values(&[
-                &m.version,
-                &format!(
-                    "{} v{}",
-                    crate::core::features::SCHEMA_NAME,
-                    crate::core::features::SCHEMA_VERSION
-                ),
-            ])
+            .with_label_values(&[&m.version, &format!("{} v{}", crate::core::features::SCHEMA_NAME, crate::core::features::SCHEMA_VERSION)])
             .set(1);
     }
     let mut pc: ClientConfig = client_config(&cfg.kafka);
-    pc.set("partitioner", "murmur2_random")
-        .set("linger.ms", "5")
-        .set("message.timeout.ms", "300000");
+    pc.set("partitioner", "murmur2_random").set("linger.ms", "5").set("message.timeout.ms", "300000");
     if cfg.delivery == Delivery::ExactlyOnce {
-        pc.set("transactional.id", &cfg.transactional_id);
+        // librdkafka requires message.timeout.ms <= transaction.timeout.ms.
+        pc.set("transactional.id", &cfg.transactional_id).set("transaction.timeout.ms", "60000").set("message.timeout.ms", "60000");
     } else {
         pc.set("enable.idempotence", "true");
     }
-    let producer: Prod = pc.create_with_context(DeliveryCounter {
-        failed: AtomicU64::new(0),
-        delivered: AtomicU64::new(0),
-    })?;
+    let producer: Prod = pc.create_with_context(DeliveryCounter { failed: AtomicU64::new(0), delivered: AtomicU64::new(0) })?;
     if cfg.delivery == Delivery::ExactlyOnce {
         producer.init_transactions(Duration::from_secs(30))?;
         producer.begin_transaction()?;
@@ -718,9 +529,7 @@ pub fn run(
         .set("partition.assignment.strategy", "cooperative-sticky")
         .set("statistics.interval.ms", "5000")
         .set("isolation.level", "read_committed");
-    let consumer: BaseConsumer<Ctx> = cc.create_with_context(Ctx {
-        shared: shared.clone(),
-    })?;
+    let consumer: BaseConsumer<Ctx> = cc.create_with_context(Ctx { shared: shared.clone() })?;
     let topics: Vec<&str> = input_topics.iter().map(String::as_str).collect();
     consumer.subscribe(&topics)?;
     health.live.store(true, Ordering::SeqCst);
@@ -747,23 +556,14 @@ pub fn run(
             None => {}
         }
         for (t, at) in &last_event {
-            metrics
-                .since_last_event
-                .with_label_values(&[t])
-                .set(at.elapsed().as_secs_f64());
+            metrics.since_last_event.with_label_values(&[t]).set(at.elapsed().as_secs_f64());
         }
         let pending = shared.pending.lock().map(|p| p.0).unwrap_or(0);
-        if pending >= cfg.flush_records
-            || (pending > 0 && last_flush.elapsed() >= Duration::from_millis(cfg.flush_interval_ms))
-        {
+        if pending >= cfg.flush_records || (pending > 0 && last_flush.elapsed() >= Duration::from_millis(cfg.flush_interval_ms)) {
             match shared.flush(&consumer, None) {
                 Ok(()) => last_flush = Instant::now(),
-                Err(RunError::Kafka(e))
-                    if shared.in_transaction.load(Ordering::SeqCst) && is_abortable(&e) =>
-                {
-                    tracing::warn!(
-                        "transaction aborted ({e}); rewinding to the last committed state"
-                    );
+                Err(RunError::Kafka(e)) if shared.in_transaction.load(Ordering::SeqCst) && is_abortable(&e) => {
+                    tracing::warn!("transaction aborted ({e}); rewinding to the last committed state");
                     let _ = shared.producer.abort_transaction(Duration::from_secs(30));
                     let _ = shared.producer.begin_transaction();
                     if let Err(e) = rewind(&shared, &consumer) {
@@ -775,11 +575,7 @@ pub fn run(
         }
     };
     // Shutdown: flush and commit what was processed, then leave the group.
-    let flushed = if result.is_ok() {
-        shared.flush(&consumer, None)
-    } else {
-        Ok(())
-    };
+    let flushed = if result.is_ok() { shared.flush(&consumer, None) } else { Ok(()) };
     consumer.unsubscribe();
     health.set_ready(false, "stopped");
     result?;
@@ -797,11 +593,7 @@ fn is_abortable(e: &KafkaError) -> bool {
 /// After an aborted transaction: forget every task and restore it from the changelog (the last committed
 /// state), seeking the inputs back to its checkpoint.
 fn rewind(shared: &Shared, consumer: &BaseConsumer<Ctx>) -> Result<(), RunError> {
-    let parts: Vec<i32> = shared
-        .tasks
-        .lock()
-        .map(|t| t.keys().copied().collect())
-        .unwrap_or_default();
+    let parts: Vec<i32> = shared.tasks.lock().map(|t| t.keys().copied().collect()).unwrap_or_default();
     if let Ok(mut t) = shared.tasks.lock() {
         t.clear();
     }

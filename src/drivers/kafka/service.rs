@@ -28,14 +28,8 @@ pub fn serve(
     let http_thread = if http_opts.listen.is_empty() {
         None
     } else {
-        let (addr, handle) = http::serve(
-            &http_opts.listen,
-            metrics.clone(),
-            health.clone(),
-            http_opts.token.clone(),
-            stop.clone(),
-        )
-        .map_err(|e| RunError::Config(format!("http.listen {}: {e}", http_opts.listen)))?;
+        let (addr, handle) = http::serve(&http_opts.listen, metrics.clone(), health.clone(), http_opts.token.clone(), stop.clone())
+            .map_err(|e| RunError::Config(format!("http.listen {}: {e}", http_opts.listen)))?;
         tracing::info!(%addr, "serving /metrics, /health/live, /health/ready");
         Some(handle)
     };

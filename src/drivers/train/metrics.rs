@@ -7,10 +7,7 @@ use serde::Serialize;
 pub fn auc(pairs: &[(f64, f64)]) -> Option<f64> {
     let mut p: Vec<(f64, bool)> = pairs.iter().map(|(s, y)| (*s, *y > 0.5)).collect();
     p.sort_by(|a, b| a.0.total_cmp(&b.0));
-    let (npos, nneg) = (
-        p.iter().filter(|x| x.1).count() as f64,
-        p.iter().filter(|x| !x.1).count() as f64,
-    );
+    let (npos, nneg) = (p.iter().filter(|x| x.1).count() as f64, p.iter().filter(|x| !x.1).count() as f64);
     if npos == 0.0 || nneg == 0.0 {
         return None;
     }
@@ -53,8 +50,7 @@ pub fn auprc(pairs: &[(f64, f64)]) -> Option<f64> {
 }
 
 pub fn brier(pairs: &[(f64, f64)]) -> Option<f64> {
-    (!pairs.is_empty())
-        .then(|| pairs.iter().map(|(p, y)| (p - y) * (p - y)).sum::<f64>() / pairs.len() as f64)
+    (!pairs.is_empty()).then(|| pairs.iter().map(|(p, y)| (p - y) * (p - y)).sum::<f64>() / pairs.len() as f64)
 }
 
 /// One bin of the calibration table.
@@ -72,21 +68,10 @@ pub fn calibration_table(pairs: &[(f64, f64)]) -> Vec<CalibrationBin> {
     (0..10)
         .map(|b| {
             let (lo, hi) = (b as f64 / 10.0, (b + 1) as f64 / 10.0);
-            let inside: Vec<&(f64, f64)> = pairs
-                .iter()
-                .filter(|(p, _)| *p >= lo && (*p < hi || (b == 9 && *p <= hi)))
-                .collect();
+            let inside: Vec<&(f64, f64)> = pairs.iter().filter(|(p, _)| *p >= lo && (*p < hi || (b == 9 && *p <= hi))).collect();
             let n = inside.len();
-            let mean = |f: &dyn Fn(&(f64, f64)) -> f64| {
-                (n > 0).then(|| inside.iter().map(|x| f(x)).sum::<f64>() / n as f64)
-            };
-            CalibrationBin {
-                lower: lo,
-                upper: hi,
-                count: n,
-                mean_predicted: mean(&|x| x.0),
-                observed_rate: mean(&|x| x.1),
-            }
+            let mean = |f: &dyn Fn(&(f64, f64)) -> f64| (n > 0).then(|| inside.iter().map(|x| f(x)).sum::<f64>() / n as f64);
+            CalibrationBin { lower: lo, upper: hi, count: n, mean_predicted: mean(&|x| x.0), observed_rate: mean(&|x| x.1) }
         })
         .collect()
 }
@@ -97,12 +82,7 @@ pub fn ece(pairs: &[(f64, f64)]) -> Option<f64> {
         return None;
     }
     let n = pairs.len() as f64;
-    Some(
-        calibration_table(pairs)
-            .iter()
-            .filter_map(|b| Some(b.count as f64 / n * (b.mean_predicted? - b.observed_rate?).abs()))
-            .sum(),
-    )
+    Some(calibration_table(pairs).iter().filter_map(|b| Some(b.count as f64 / n * (b.mean_predicted? - b.observed_rate?).abs())).sum())
 }
 
 /// ROC curve points (false positive rate, true positive rate), for plotting.

@@ -62,11 +62,7 @@ impl TrainConfig {
         if self.horizon_days == 0 || self.snapshots_per_patient == 0 {
             return Err("train: horizon_days and snapshots_per_patient must be at least 1".into());
         }
-        if self.n_estimators == 0
-            || self.n_estimators > 1000
-            || self.max_depth == 0
-            || self.max_depth > 16
-        {
+        if self.n_estimators == 0 || self.n_estimators > 1000 || self.max_depth == 0 || self.max_depth > 16 {
             return Err("train: n_estimators must be 1..=1000 and max_depth 1..=16".into());
         }
         if !(self.learning_rate > 0.0 && self.learning_rate <= 1.0) || self.lambda < 0.0 {
@@ -99,10 +95,7 @@ pub enum TrainError {
 }
 
 fn out_err(p: &std::path::Path, e: impl std::fmt::Display) -> TrainError {
-    TrainError::Output {
-        path: p.display().to_string(),
-        message: e.to_string(),
-    }
+    TrainError::Output { path: p.display().to_string(), message: e.to_string() }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -179,14 +172,12 @@ pub fn train(engine: &Engine, opts: &TrainOptions) -> Result<Trained, TrainError
                 let Decoded::Event(ev) = d.decoded else {
                     continue;
                 };
-                let w = work
-                    .entry(ev.patient.clone())
-                    .or_insert_with(|| PatientWork {
-                        state: PatientState::new(ev.patient.clone()),
-                        candidates: Vec::new(),
-                        events: Vec::new(),
-                        first_eligible: None,
-                    });
+                let w = work.entry(ev.patient.clone()).or_insert_with(|| PatientWork {
+                    state: PatientState::new(ev.patient.clone()),
+                    candidates: Vec::new(),
+                    events: Vec::new(),
+                    first_eligible: None,
+                });
                 if Split::of(cfg.seed, &ev.patient) == Split::Test {
                     w.events.push(ev.clone());
                 }
@@ -200,24 +191,13 @@ pub fn train(engine: &Engine, opts: &TrainOptions) -> Result<Trained, TrainError
                     continue;
                 }
                 w.first_eligible.get_or_insert(as_of);
-                let prio = fnv1a(&[
-                    &cfg.seed.to_le_bytes(),
-                    ev.patient.as_str().as_bytes(),
-                    &as_of.0.to_le_bytes(),
-                ]);
+                let prio = fnv1a(&[&cfg.seed.to_le_bytes(), ev.patient.as_str().as_bytes(), &as_of.0.to_le_bytes()]);
                 // A later event at the same as_of replaces the earlier candidate (it knows more).
                 w.candidates.retain(|(_, f)| f.as_of != as_of);
                 if w.candidates.len() < CANDIDATES || w.candidates.iter().any(|(p, _)| *p > prio) {
-                    w.candidates
-                        .push((prio, compute(&w.state, &engine.vocab, as_of)));
+                    w.candidates.push((prio, compute(&w.state, &engine.vocab, as_of)));
                     if w.candidates.len() > CANDIDATES {
-                        if let Some(worst) = w
-                            .candidates
-                            .iter()
-                            .enumerate()
-                            .max_by_key(|(_, (p, _))| *p)
-                            .map(|(i, _)| i)
-                        {
+                        if let Some(worst) = w.candidates.iter().enumerate().max_by_key(|(_, (p, _))| *p).map(|(i, _)| i) {
                             w.candidates.swap_remove(worst);
                         }
                     }
@@ -248,34 +228,15 @@ pub fn train(engine: &Engine, opts: &TrainOptions) -> Result<Trained, TrainError
                     _ if end >= t.plus_days(horizon) => 0.0,
                     _ => return None,
                 };
-                Some((
-                    *prio,
-                    Snapshot {
-                        patient: key.clone(),
-                        as_of: t,
-                        label,
-                        split: Split::of(cfg.seed, key),
-                        features: f.clone(),
-                    },
-                ))
+                Some((*prio, Snapshot { patient: key.clone(), as_of: t, label, split: Split::of(cfg.seed, key), features: f.clone() }))
             })
             .collect();
         labelled.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.as_of.cmp(&b.1.as_of)));
-        snapshots.extend(
-            labelled
-                .into_iter()
-                .take(cfg.snapshots_per_patient)
-                .map(|(_, s)| s),
-        );
+        snapshots.extend(labelled.into_iter().take(cfg.snapshots_per_patient).map(|(_, s)| s));
     }
     snapshots.sort_by(|a, b| (a.split, &a.patient, a.as_of).cmp(&(b.split, &b.patient, b.as_of)));
     let count = |s: Split| snapshots.iter().filter(|x| x.split == s).count();
-    let positives = |s: Split| {
-        snapshots
-            .iter()
-            .filter(|x| x.split == s && x.label > 0.5)
-            .count()
-    };
+    let positives = |s: Split| snapshots.iter().filter(|x| x.split == s && x.label > 0.5).count();
     for s in [Split::Train, Split::Calibration, Split::Test] {
         if count(s) == 0 || positives(s) == 0 || positives(s) == count(s) {
             return Err(TrainError::Data(format!(
@@ -297,11 +258,7 @@ pub fn train(engine: &Engine, opts: &TrainOptions) -> Result<Trained, TrainError
     // Imputation: training medians.
     let imputation: Vec<f64> = (0..N_FEATURES)
         .map(|i| {
-            let mut v: Vec<f64> = snapshots
-                .iter()
-                .filter(|s| s.split == Split::Train)
-                .filter_map(|s| s.features.values[i])
-                .collect();
+            let mut v: Vec<f64> = snapshots.iter().filter(|s| s.split == Split::Train).filter_map(|s| s.features.values[i]).collect();
             v.sort_by(f64::total_cmp);
             if v.is_empty() {
                 0.0
@@ -310,20 +267,10 @@ pub fn train(engine: &Engine, opts: &TrainOptions) -> Result<Trained, TrainError
             }
         })
         .collect();
-    let row = |s: &Snapshot| -> Vec<f64> {
-        s.features
-            .values
-            .iter()
-            .zip(&imputation)
-            .map(|(v, m)| v.unwrap_or(*m))
-            .collect()
-    };
+    let row = |s: &Snapshot| -> Vec<f64> { s.features.values.iter().zip(&imputation).map(|(v, m)| v.unwrap_or(*m)).collect() };
     let rows_of = |split: Split| -> (Vec<Vec<f64>>, Vec<f64>) {
         let sel: Vec<&Snapshot> = snapshots.iter().filter(|s| s.split == split).collect();
-        (
-            sel.iter().map(|s| row(s)).collect(),
-            sel.iter().map(|s| s.label).collect(),
-        )
+        (sel.iter().map(|s| row(s)).collect(), sel.iter().map(|s| s.label).collect())
     };
 
     if let Some(p) = &opts.export_features {
@@ -334,8 +281,7 @@ pub fn train(engine: &Engine, opts: &TrainOptions) -> Result<Trained, TrainError
     let t1 = Instant::now();
     let (xtr, ytr) = rows_of(Split::Train);
     let flat: Vec<f64> = xtr.iter().flatten().copied().collect();
-    let x = DenseMatrix::new(xtr.len(), N_FEATURES, flat, false)
-        .map_err(|e| TrainError::Fit(e.to_string()))?;
+    let x = DenseMatrix::new(xtr.len(), N_FEATURES, flat, false).map_err(|e| TrainError::Fit(e.to_string()))?;
     let params = XGRegressorParameters::default()
         .with_n_estimators(cfg.n_estimators)
         .with_max_depth(cfg.max_depth)
@@ -353,47 +299,24 @@ pub fn train(engine: &Engine, opts: &TrainOptions) -> Result<Trained, TrainError
     let fitted = XGRegressor::fit(&x, &ytr, params).map_err(|e| TrainError::Fit(e.to_string()))?;
     seconds.insert("fit", t1.elapsed().as_secs_f64());
     let json = serde_json::to_value(&fitted).map_err(|e| TrainError::Fit(e.to_string()))?;
-    let forest = Forest::from_smartcore_json(&json, N_FEATURES)
-        .map_err(|e| TrainError::Fit(e.to_string()))?;
+    let forest = Forest::from_smartcore_json(&json, N_FEATURES).map_err(|e| TrainError::Fit(e.to_string()))?;
 
     // The compiled trees must equal smartcore's predict on every test row, bit for bit.
     let (xte, yte) = rows_of(Split::Test);
-    let xm = DenseMatrix::new(
-        xte.len(),
-        N_FEATURES,
-        xte.iter().flatten().copied().collect(),
-        false,
-    )
-    .map_err(|e| TrainError::Fit(e.to_string()))?;
-    let theirs: Vec<f64> = fitted
-        .predict(&xm)
+    let xm = DenseMatrix::new(xte.len(), N_FEATURES, xte.iter().flatten().copied().collect(), false)
         .map_err(|e| TrainError::Fit(e.to_string()))?;
+    let theirs: Vec<f64> = fitted.predict(&xm).map_err(|e| TrainError::Fit(e.to_string()))?;
     let ours: Vec<f64> = xte.iter().map(|r| forest.predict(r)).collect();
-    let mismatches = ours
-        .iter()
-        .zip(&theirs)
-        .filter(|(a, b)| a.to_bits() != b.to_bits())
-        .count();
+    let mismatches = ours.iter().zip(&theirs).filter(|(a, b)| a.to_bits() != b.to_bits()).count();
     if mismatches > 0 {
-        return Err(TrainError::Fit(format!(
-            "compiled trees differ from smartcore's predict on {mismatches} test rows"
-        )));
+        return Err(TrainError::Fit(format!("compiled trees differ from smartcore's predict on {mismatches} test rows")));
     }
 
     // Calibration.
     let (xca, yca) = rows_of(Split::Calibration);
-    let cal_pairs: Vec<(f64, f64)> = xca
-        .iter()
-        .map(|r| forest.predict(r))
-        .zip(yca.iter().copied())
-        .collect();
-    let calibration =
-        Isotonic::fit(&cal_pairs).ok_or_else(|| TrainError::Data("no calibration rows".into()))?;
-    let test_pairs: Vec<(f64, f64)> = ours
-        .iter()
-        .map(|r| calibration.probability(*r))
-        .zip(yte.iter().copied())
-        .collect();
+    let cal_pairs: Vec<(f64, f64)> = xca.iter().map(|r| forest.predict(r)).zip(yca.iter().copied()).collect();
+    let calibration = Isotonic::fit(&cal_pairs).ok_or_else(|| TrainError::Data("no calibration rows".into()))?;
+    let test_pairs: Vec<(f64, f64)> = ours.iter().map(|r| calibration.probability(*r)).zip(yte.iter().copied()).collect();
     let raw_test_pairs: Vec<(f64, f64)> = ours.iter().copied().zip(yte.iter().copied()).collect();
 
     let mut training = serde_json::json!({
@@ -428,10 +351,7 @@ pub fn train(engine: &Engine, opts: &TrainOptions) -> Result<Trained, TrainError
         policy: engine.policy.clone(),
     };
     let mut per_patient = Vec::new();
-    for (key, w) in work
-        .iter()
-        .filter(|(k, w)| Split::of(cfg.seed, k) == Split::Test && w.first_eligible.is_some())
-    {
+    for (key, w) in work.iter().filter(|(k, w)| Split::of(cfg.seed, k) == Split::Test && w.first_eligible.is_some()) {
         let mut states = States::new();
         let mut rep = RecordReport::default();
         for ev in &w.events {
@@ -439,12 +359,7 @@ pub fn train(engine: &Engine, opts: &TrainOptions) -> Result<Trained, TrainError
         }
         let end = w.state.latest.unwrap_or(EventTime(0));
         let met = w.state.metastasis(EventTime(i64::MAX));
-        let alerts: Vec<(u8, EventTime)> = rep
-            .alerts
-            .iter()
-            .filter(|a| !a.withdrawn)
-            .map(|a| (a.tier, a.time))
-            .collect();
+        let alerts: Vec<(u8, EventTime)> = rep.alerts.iter().filter(|a| !a.withdrawn).map(|a| (a.tier, a.time)).collect();
         per_patient.push(report::PatientOutcome {
             _key: key.clone(),
             first_eligible: w.first_eligible.unwrap_or(end),
@@ -455,42 +370,21 @@ pub fn train(engine: &Engine, opts: &TrainOptions) -> Result<Trained, TrainError
     }
     seconds.insert("policy_eval", t2.elapsed().as_secs_f64());
     seconds.insert("total", t0.elapsed().as_secs_f64());
-    let report = report::build(
-        &test_pairs,
-        &raw_test_pairs,
-        &per_patient,
-        cfg.horizon_days,
-        &seconds,
-        &model.version,
-    );
+    let report = report::build(&test_pairs, &raw_test_pairs, &per_patient, cfg.horizon_days, &seconds, &model.version);
     if let Some(obj) = training.as_object_mut() {
         obj.insert("test".into(), report["test"].clone());
     }
     report::write(&opts.report_dir, &report, &test_pairs, &per_patient)?;
-    Ok(Trained {
-        model_bytes,
-        report,
-        seconds,
-    })
+    Ok(Trained { model_bytes, report, seconds })
 }
 
-fn export_features(
-    engine: &Engine,
-    snapshots: &[Snapshot],
-    p: &std::path::Path,
-) -> Result<(), TrainError> {
+fn export_features(engine: &Engine, snapshots: &[Snapshot], p: &std::path::Path) -> Result<(), TrainError> {
     use super::features_csv::{cells, header};
     let mut text = header(&["patient_hash", "as_of", "label", "split"]);
     text.push('\n');
     for s in snapshots {
         let hash = engine.pseudonyms.pseudonym(&s.patient);
-        text.push_str(&format!(
-            "{hash},{},{},{}{}\n",
-            s.as_of.to_rfc3339(),
-            s.label as u8,
-            s.split.as_str(),
-            cells(&s.features)
-        ));
+        text.push_str(&format!("{hash},{},{},{}{}\n", s.as_of.to_rfc3339(), s.label as u8, s.split.as_str(), cells(&s.features)));
     }
     std::fs::write(p, text).map_err(|e| out_err(p, e))
 }

@@ -26,11 +26,7 @@ fn median(mut v: Vec<f64>) -> Option<f64> {
     }
     v.sort_by(f64::total_cmp);
     let n = v.len();
-    Some(if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
-    })
+    Some(if n % 2 == 1 { v[n / 2] } else { (v[n / 2 - 1] + v[n / 2]) / 2.0 })
 }
 
 /// Per tier, counted per patient: sensitivity (patients with metastasis who had an alert at this tier or
@@ -47,20 +43,10 @@ fn tiers(patients: &[PatientOutcome], horizon: u32) -> Value {
         let mut true_alerted = 0usize;
         let mut leads = Vec::new();
         for p in patients {
-            let first = p
-                .alerts
-                .iter()
-                .filter(|(t, _)| *t >= tier)
-                .map(|(_, at)| *at)
-                .min();
+            let first = p.alerts.iter().filter(|(t, _)| *t >= tier).map(|(_, at)| *at).min();
             if let Some(m) = p.metastasis {
                 with_met += 1;
-                let true_first = p
-                    .alerts
-                    .iter()
-                    .filter(|(t, at)| *t >= tier && *at < m && m.days_since(*at) <= h)
-                    .map(|(_, at)| *at)
-                    .min();
+                let true_first = p.alerts.iter().filter(|(t, at)| *t >= tier && *at < m && m.days_since(*at) <= h).map(|(_, at)| *at).min();
                 if let Some(a) = true_first {
                     detected += 1;
                     leads.push(m.days_since(a));
@@ -102,10 +88,7 @@ pub fn build(
     seconds: &BTreeMap<&'static str, f64>,
     model_version: &str,
 ) -> Value {
-    let years: f64 = patients
-        .iter()
-        .map(|p| p.end.days_since(p.first_eligible).max(0.0) / 365.25)
-        .sum();
+    let years: f64 = patients.iter().map(|p| p.end.days_since(p.first_eligible).max(0.0) / 365.25).sum();
     let n_alerts: usize = patients.iter().map(|p| p.alerts.len()).sum();
     let tiers = tiers(patients, horizon);
     let watch_lead = tiers["watch"]["median_lead_days"].clone();
@@ -129,12 +112,7 @@ pub fn build(
 }
 
 /// Writes report.json, report.md and the plots into `dir`.
-pub fn write(
-    dir: &Path,
-    report: &Value,
-    test: &[(f64, f64)],
-    patients: &[PatientOutcome],
-) -> Result<(), TrainError> {
+pub fn write(dir: &Path, report: &Value, test: &[(f64, f64)], patients: &[PatientOutcome]) -> Result<(), TrainError> {
     std::fs::create_dir_all(dir).map_err(|e| out_err(dir, e))?;
     let p = dir.join("report.json");
     let text = serde_json::to_string_pretty(report).map_err(|e| out_err(&p, e))?;
@@ -145,18 +123,11 @@ pub fn write(
         .iter()
         .filter_map(|p| {
             let m = p.metastasis?;
-            let first = p
-                .alerts
-                .iter()
-                .filter(|(_, at)| *at < m)
-                .map(|(_, at)| *at)
-                .min()?;
+            let first = p.alerts.iter().filter(|(_, at)| *at < m).map(|(_, at)| *at).min()?;
             Some(m.days_since(first))
         })
         .collect();
-    if let Err(e) =
-        super::super::plots::all(dir, &roc_points(test), &calibration_table(test), &leads)
-    {
+    if let Err(e) = super::super::plots::all(dir, &roc_points(test), &calibration_table(test), &leads) {
         tracing::warn!("plots not drawn: {e}");
     }
     Ok(())
@@ -181,21 +152,18 @@ fn markdown(r: &Value) -> String {
         r["horizon_days"]
     ));
     s.push_str("## Discrimination and calibration (test split, held-out patients)\n\n| measure | value | meaning |\n|---|---|---|\n");
-    s.push_str(&format!("| AUC | {} | chance that a snapshot followed by metastasis scores higher than one that is not (0.5 = chance) |\n", f(&t["auc"], 3)));
+    s.push_str(&format!(
+        "| AUC | {} | chance that a snapshot followed by metastasis scores higher than one that is not (0.5 = chance) |\n",
+        f(&t["auc"], 3)
+    ));
     s.push_str(&format!(
         "| AUPRC | {} | average precision; the base rate is {} of {} snapshots |\n",
         f(&t["auprc"], 3),
         t["positives"],
         t["rows"]
     ));
-    s.push_str(&format!(
-        "| Brier score | {} | mean squared error of the probability (lower is better) |\n",
-        f(&t["brier"], 4)
-    ));
-    s.push_str(&format!(
-        "| ECE | {} | average gap between predicted and observed risk over 10 bins |\n\n",
-        f(&t["ece"], 4)
-    ));
+    s.push_str(&format!("| Brier score | {} | mean squared error of the probability (lower is better) |\n", f(&t["brier"], 4)));
+    s.push_str(&format!("| ECE | {} | average gap between predicted and observed risk over 10 bins |\n\n", f(&t["ece"], 4)));
     s.push_str("| predicted risk | snapshots | mean predicted | observed |\n|---|---|---|---|\n");
     for b in r["calibration"].as_array().into_iter().flatten() {
         s.push_str(&format!(
@@ -207,9 +175,7 @@ fn markdown(r: &Value) -> String {
             f(&b["observed_rate"], 3)
         ));
     }
-    s.push_str(
-        "\n## Alerts, counted per patient (test patients, full timelines, default policy)\n\n",
-    );
+    s.push_str("\n## Alerts, counted per patient (test patients, full timelines, default policy)\n\n");
     s.push_str("| tier | sensitivity | PPV | patients alerted | median lead (days) |\n|---|---|---|---|---|\n");
     for name in TIER_NAMES {
         let x = &r["tiers"][name];
@@ -229,6 +195,8 @@ fn markdown(r: &Value) -> String {
     ));
     s.push_str("Sensitivity: share of patients who developed metastasis that had an alert at this tier or higher in the horizon\n");
     s.push_str("before it. PPV: share of alerted patients whose metastasis followed within the horizon of their first alert.\n");
-    s.push_str("Lead time: days from the first true alert to the recorded metastasis.\n\nPlots: `roc.png`, `calibration.png`, `lead_time.png`.\n");
+    s.push_str(
+        "Lead time: days from the first true alert to the recorded metastasis.\n\nPlots: `roc.png`, `calibration.png`, `lead_time.png`.\n",
+    );
     s
 }
