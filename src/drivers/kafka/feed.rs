@@ -9,7 +9,9 @@
 //!   resources keep their delivery order (which is what a partition keyed by patient preserves) while
 //!   memory stays bounded;
 //! - a DLQ topic: every record from the log start to the high watermark, as it is (key and value), for
-//!   re-driving rejected records after a fix. Headers are not copied.
+//!   re-driving rejected records after a fix. Headers are not copied. The read goes on past the high
+//!   watermark until the topic has been idle for a second, because tansu 0.6 under-reports high
+//!   watermarks (the last batch's base offset + 1); records that arrive meanwhile are re-driven too.
 //!
 //! Keys: with `keyed_by_patient` (the default, DESIGN.md "Kafka contract") a message's key is the canonical
 //! patient key (`Patient/<id>`), resolved by the project's own decoder ([`split_record`]):
@@ -60,6 +62,9 @@ pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 1_000_000;
 
 /// Bytes kept free under `message.max.bytes` for the key and the record framing.
 const FRAMING_MARGIN: usize = 1024;
+
+/// How long a DLQ re-drive reads on, idle, after reaching the high watermarks (see [`redrive`]).
+const REDRIVE_TAIL_IDLE: Duration = Duration::from_millis(1000);
 
 /// Patients generated (and sent in delivery order) at a time by [`FeedSource::Generate`].
 pub const GENERATE_BATCH: u64 = 1000;
@@ -669,8 +674,8 @@ fn validate(opts: &FeedOptions) -> Result<(), FeedError> {
     }
 }
 
-/// Reads `dlq` from each partition's log start to its high watermark (as they were when the read began)
-/// and re-produces every record's key and value.
+/// Reads `dlq` from each partition's log start to its high watermark (as they were when the read began),
+/// then on until the topic is idle for [`REDRIVE_TAIL_IDLE`], and re-produces every record's key and value.
 fn redrive(opts: &FeedOptions, dlq: &str, sender: &mut Sender<'_>) -> Result<(), FeedError> {
     let consumer = assign_only_consumer(&opts.kafka).map_err(FeedError::Kafka)?;
     let n = partition_count(&consumer, dlq, opts.timeout).map_err(|e| FeedError::Kafka(format!("topic {dlq}: {e}")))?;
@@ -693,8 +698,17 @@ fn redrive(opts: &FeedOptions, dlq: &str, sender: &mut Sender<'_>) -> Result<(),
     }
     consumer.assign(&tpl).map_err(|e| FeedError::Kafka(format!("assign {dlq}: {e}")))?;
     let mut last_progress = Instant::now();
-    while !remaining.is_empty() {
-        if last_progress.elapsed() > opts.timeout {
+    // After every partition reached its high watermark, read on until the topic is idle for
+    // `REDRIVE_TAIL_IDLE`: tansu 0.6 reports the high watermark as the last batch's base offset + 1, so the
+    // rest of that batch lies beyond it.
+    let mut idle_since: Option<Instant> = None;
+    loop {
+        if remaining.is_empty() {
+            let since = *idle_since.get_or_insert_with(Instant::now);
+            if since.elapsed() >= REDRIVE_TAIL_IDLE {
+                break;
+            }
+        } else if last_progress.elapsed() > opts.timeout {
             let _ = consumer.unassign();
             return Err(FeedError::Kafka(format!(
                 "topic {dlq}: no progress for {} s with {} partitions unread to their high watermark",
@@ -702,20 +716,14 @@ fn redrive(opts: &FeedOptions, dlq: &str, sender: &mut Sender<'_>) -> Result<(),
                 remaining.len()
             )));
         }
-        match consumer.poll(Duration::from_millis(200)) {
+        match consumer.poll(Duration::from_millis(100)) {
             Some(Ok(m)) => {
                 last_progress = Instant::now();
-                let Some(&hi) = remaining.get(&m.partition()) else {
-                    continue; // a partition already read to its high watermark
-                };
-                if m.offset() >= hi {
-                    remaining.remove(&m.partition());
-                    continue;
-                }
+                idle_since = None;
                 sender.pace();
                 sender.send(m.key(), m.payload().unwrap_or_default());
                 sender.record_done();
-                if m.offset() + 1 >= hi {
+                if remaining.get(&m.partition()).is_some_and(|hi| m.offset() + 1 >= *hi) {
                     remaining.remove(&m.partition());
                 }
             }
