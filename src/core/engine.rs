@@ -165,9 +165,12 @@ impl Engine {
                 }
             }
         }
-        policy::record(&mut state.policy, tier, as_of, score.probability, basis_hashes.clone());
+        // Backfill: the policy still records the alert (so cooldowns and episodes evolve as they would
+        // have), but it is not published, and so never withdrawn.
         let lag = arrival.map(|a| a.days_since(ev.time.unwrap_or(as_of)));
-        if lag.is_some_and(|l| l > self.policy.max_event_lag_days as f64) {
+        let suppressed = lag.is_some_and(|l| l > self.policy.max_event_lag_days as f64);
+        policy::record(&mut state.policy, tier, as_of, score.probability, basis_hashes.clone(), !suppressed);
+        if suppressed {
             report.suppressed += 1;
             return;
         }
@@ -201,8 +204,14 @@ impl Engine {
         pseudonym: &super::identity::Pseudonym,
         report: &mut RecordReport,
     ) {
-        let candidates: Vec<usize> =
-            state.policy.alerts.iter().enumerate().filter(|(_, a)| !a.withdrawn && a.basis.contains(&retracted)).map(|(i, _)| i).collect();
+        let candidates: Vec<usize> = state
+            .policy
+            .alerts
+            .iter()
+            .enumerate()
+            .filter(|(_, a)| !a.withdrawn && a.published && a.basis.contains(&retracted))
+            .map(|(i, _)| i)
+            .collect();
         for i in candidates {
             let (tier, episode, time) = {
                 let a = &state.policy.alerts[i];

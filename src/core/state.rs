@@ -162,6 +162,8 @@ pub struct IssuedAlert {
     pub episode: u32,
     pub time: EventTime,
     pub withdrawn: bool,
+    /// false when backfill suppressed it: it was never published, so it is never withdrawn either.
+    pub published: bool,
     pub probability: f32,
     /// Resource hashes of the alert's basis, to tell whether a retraction touches its evidence.
     pub basis: Vec<u32>,

@@ -3,7 +3,7 @@
 
 use crate::core::features::{FeatureVector, NAMES};
 use crate::core::state::PointKind;
-use crate::core::vocabulary::{FindingGroup, SeriesKind, Vocabulary};
+use crate::core::vocabulary::{FindingGroup, SeriesKind, StageAxis, Vocabulary};
 
 /// Indices of the (up to) `n` features that raised the score most (positive contributions, largest first;
 /// ties broken by schema order so the choice is deterministic).
@@ -73,7 +73,9 @@ pub fn is_evidence(feature: usize, p: &PointKind, vocab: &Vocabulary) -> bool {
         PointKind::Imaging(_) => name.contains("studies") || name.starts_with("imaging"),
         PointKind::Finding(FindingGroup::Fracture) => name == "pathological_fracture",
         PointKind::Finding(g) => name == format!("findings_{}_90d", format!("{g:?}").to_lowercase()),
-        PointKind::Stage { .. } => matches!(name, "stage_group" | "t_category" | "n_category"),
+        PointKind::Stage { axis, .. } => {
+            matches!((axis, name), (StageAxis::Group, "stage_group") | (StageAxis::T, "t_category") | (StageAxis::N, "n_category"))
+        }
         _ => false,
     }
 }

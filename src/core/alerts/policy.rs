@@ -94,8 +94,8 @@ pub fn step(s: &mut PolicyState, cfg: &PolicyConfig, t: EventTime, p: f64) -> De
 }
 
 /// Records an issued alert (kept for cooldowns and withdrawal; only the latest few are kept).
-pub fn record(s: &mut PolicyState, tier: u8, t: EventTime, probability: f64, basis: Vec<u32>) {
-    s.alerts.push(IssuedAlert { tier, episode: s.episode, time: t, withdrawn: false, probability: probability as f32, basis });
+pub fn record(s: &mut PolicyState, tier: u8, t: EventTime, probability: f64, basis: Vec<u32>, published: bool) {
+    s.alerts.push(IssuedAlert { tier, episode: s.episode, time: t, withdrawn: false, published, probability: probability as f32, basis });
     if s.alerts.len() > 6 {
         s.alerts.remove(0);
     }
@@ -118,7 +118,7 @@ mod tests {
     fn run(s: &mut PolicyState, cfg: &PolicyConfig, d: i64, p: f64) -> Option<u8> {
         let dec = step(s, cfg, day(d), p);
         if let Some(t) = dec.alert {
-            record(s, t, day(d), p, vec![]);
+            record(s, t, day(d), p, vec![], true);
         }
         dec.alert
     }

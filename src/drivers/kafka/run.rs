@@ -98,6 +98,26 @@ struct Checkpoint {
     offsets: BTreeMap<String, i64>,
 }
 
+/// How long a changelog partition must stay quiet past its high watermark before a restore ends.
+const RESTORE_IDLE: Duration = Duration::from_millis(300);
+
+/// Applies one changelog record to a task being restored: a checkpoint, or a patient's latest state.
+fn apply_changelog_record(task: &mut Task, p: i32, m: &rdkafka::message::BorrowedMessage<'_>) {
+    let key = m.key().map(|k| String::from_utf8_lossy(k).into_owned()).unwrap_or_default();
+    if key == CHECKPOINT_KEY {
+        if let Some(cp) = m.payload().and_then(|v| serde_json::from_slice::<Checkpoint>(v).ok()) {
+            task.checkpointed = cp.offsets;
+        }
+    } else if let Some(v) = m.payload() {
+        match PatientState::decode(v) {
+            Ok(s) => {
+                task.states.insert(s.key.clone(), s);
+            }
+            Err(e) => tracing::error!(partition = p, offset = m.offset(), "unreadable changelog record: {e}"),
+        }
+    }
+}
+
 /// Producer context: counts failed deliveries.
 pub struct DeliveryCounter {
     pub failed: AtomicU64,
@@ -133,6 +153,9 @@ struct Shared {
     pending: Mutex<(usize, Vec<i64>)>,
     fatal: Mutex<Option<String>>,
     in_transaction: AtomicBool,
+    /// Set by a restore: the checkpoint's offsets may be ahead of the group's committed offsets (a crash
+    /// between changelog and commit), so they are committed at the next flush even with nothing new read.
+    commit_due: AtomicBool,
 }
 
 /// Consumer context: restores on assignment, flushes on revocation.
@@ -249,34 +272,35 @@ impl Shared {
             c.assign(&tpl)?;
             let deadline = Instant::now() + Duration::from_secs(120);
             let mut pos = low;
-            while pos < high {
+            // Read to the high watermark, then on until the partition has been idle for a moment: some
+            // Kafka-compatible brokers (tansu 0.6's memory storage) report the high watermark of a
+            // multi-record batch too low.
+            let mut idle_since: Option<Instant> = None;
+            loop {
                 if Instant::now() > deadline {
                     return Err(RunError::Config(format!("restore of changelog partition {p} timed out at offset {pos} of {high}")));
                 }
-                match c.poll(Duration::from_millis(200)) {
+                if pos >= high && idle_since.is_some_and(|t| t.elapsed() >= RESTORE_IDLE) {
+                    break;
+                }
+                match c.poll(Duration::from_millis(100)) {
                     Some(Ok(m)) => {
+                        idle_since = None;
                         pos = m.offset() + 1;
-                        let key = m.key().map(|k| String::from_utf8_lossy(k).into_owned()).unwrap_or_default();
-                        if key == CHECKPOINT_KEY {
-                            if let Some(cp) = m.payload().and_then(|v| serde_json::from_slice::<Checkpoint>(v).ok()) {
-                                task.checkpointed = cp.offsets;
-                            }
-                        } else if let Some(v) = m.payload() {
-                            match PatientState::decode(v) {
-                                Ok(s) => {
-                                    task.states.insert(s.key.clone(), s);
-                                }
-                                Err(e) => tracing::error!(partition = p, offset = m.offset(), "unreadable changelog record: {e}"),
-                            }
-                        }
+                        apply_changelog_record(&mut task, p, &m);
                     }
                     Some(Err(e)) => tracing::warn!("restore poll: {e}"),
-                    None => {}
+                    None => {
+                        idle_since.get_or_insert_with(Instant::now);
+                    }
                 }
             }
             c.unassign()?;
         }
         task.offsets = task.checkpointed.clone();
+        if !task.checkpointed.is_empty() {
+            self.commit_due.store(true, Ordering::SeqCst);
+        }
         let offsets = task.checkpointed.clone();
         tracing::info!(partition = p, patients = task.states.len(), seconds = started.elapsed().as_secs_f64(), "partition restored");
         self.metrics.restore_seconds.observe(started.elapsed().as_secs_f64());
@@ -521,6 +545,7 @@ pub fn run(
         pending: Mutex::new((0, Vec::new())),
         fatal: Mutex::new(None),
         in_transaction: AtomicBool::new(cfg.delivery == Delivery::ExactlyOnce),
+        commit_due: AtomicBool::new(false),
     });
     let mut cc = client_config(&cfg.kafka);
     cc.set("group.id", &cfg.group_id)
@@ -559,7 +584,9 @@ pub fn run(
             metrics.since_last_event.with_label_values(&[t]).set(at.elapsed().as_secs_f64());
         }
         let pending = shared.pending.lock().map(|p| p.0).unwrap_or(0);
-        if pending >= cfg.flush_records || (pending > 0 && last_flush.elapsed() >= Duration::from_millis(cfg.flush_interval_ms)) {
+        let due = pending > 0 || shared.commit_due.load(Ordering::SeqCst);
+        if pending >= cfg.flush_records || (due && last_flush.elapsed() >= Duration::from_millis(cfg.flush_interval_ms)) {
+            shared.commit_due.store(false, Ordering::SeqCst);
             match shared.flush(&consumer, None) {
                 Ok(()) => last_flush = Instant::now(),
                 Err(RunError::Kafka(e)) if shared.in_transaction.load(Ordering::SeqCst) && is_abortable(&e) => {
