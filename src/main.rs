@@ -451,7 +451,7 @@ fn run(command: Command, cfg: &Config) -> anyhow::Result<ExitCode> {
             let model_path = model.unwrap_or_else(|| cfg.model.path.clone());
             let m = Model::load(&model_path).map_err(|e| anyhow::anyhow!("model {}: {e}", model_path.display()))?;
             let engine = engine(cfg)?.with_model(m, cfg.alerts.clone());
-            if !(rate > 0.0) {
+            if rate.is_nan() || rate <= 0.0 {
                 anyhow::bail!("--rate must be above 0");
             }
             let opts = DemoOptions {

@@ -185,7 +185,10 @@ fn wait_committed_n(kafka: &KafkaConfig, group: &str, topic: &str, want: i64, ti
 }
 
 /// Every record of a topic: (key, value, headers).
-fn read_all(kafka: &KafkaConfig, topic: &str) -> Vec<(Vec<u8>, Vec<u8>, Vec<(String, String)>)> {
+/// One record read back: key, value, headers.
+type Record = (Vec<u8>, Vec<u8>, Vec<(String, String)>);
+
+fn read_all(kafka: &KafkaConfig, topic: &str) -> Vec<Record> {
     let c: BaseConsumer = client_config(kafka).set("group.id", "reader").set("enable.auto.commit", "false").create().expect("consumer");
     let mut tpl = TopicPartitionList::new();
     let mut want = 0;
