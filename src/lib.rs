@@ -13,13 +13,20 @@
 //! | [`core::event`] | `ClinicalEvent` and `Fact`: what a resource says, in the core's terms |
 //! | [`core::reason`] | stable reason codes, `Outcome`, the `Tally` that keeps the accounting identity |
 //! | [`core::state`] | `PatientState`: apply, replace, retract; bounded; binary encoding |
+//! | [`core::features`] | the `oncowatch.features` schema and its computation as of an event time |
+//! | [`core::model`] | compiled trees, isotonic calibration, contributions, the model file |
+//! | [`core::alerts`] | the alert policy, explanations, the RiskAssessment builder |
 //! | [`core::engine`] | `Engine::process(record)`: the one entry point every driver calls |
 //! | [`config`] | typed configuration, validation, secret masking |
-//! | [`drivers`] | the edges: input files, `replay` |
+//! | [`metrics`] | the one metric vocabulary every driver uses |
+//! | [`drivers`] | the edges: input files, `replay`, `generate`, `train` (report, plots), `kafka` (`run`, repartition, client, embedded broker, feed), `demo`, HTTP |
 //! | [`logging`] | tracing to stderr, pretty or JSON |
 //!
 //! The typed FHIR models live in the workspace member `oncowatch-fhir` (folder `fhir-decode/`), behind plain
 //! functions, because their generated serde code is slow to compile.
+//!
+//! API boundary: `core` knows nothing of Kafka, files or clocks; drivers hand it bytes (and, for backfill
+//! suppression, an arrival time as data) and publish what it returns.
 //!
 //! # Invariants
 //!

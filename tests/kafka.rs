@@ -85,22 +85,7 @@ fn tiers_of(alerts: &BTreeMap<String, String>) -> BTreeSet<String> {
 }
 
 fn run_config(kafka: KafkaConfig, group: &str) -> RunConfig {
-    RunConfig {
-        kafka,
-        input_topics: vec!["fhir.events".into()],
-        keyed_by_patient: true,
-        alerts_topic: "oncowatch.alerts".into(),
-        scores_topic: String::new(),
-        dlq_topic: "oncowatch.dlq".into(),
-        state_topic: "oncowatch.state".into(),
-        repartition_topic: "oncowatch.repartition".into(),
-        group_id: group.into(),
-        delivery: Delivery::AtLeastOnce,
-        transactional_id: format!("{group}-0"),
-        flush_records: 200,
-        flush_interval_ms: 300,
-        broker_compacts: false,
-    }
+    RunConfig::development(kafka, group)
 }
 
 fn feed_file(kafka: &KafkaConfig, file: &Path, keyed: bool) -> u64 {

@@ -8,7 +8,7 @@ use super::http::Health;
 use super::kafka::broker::EmbeddedBroker;
 use super::kafka::client::KafkaConfig;
 use super::kafka::feed::{feed, FeedOptions, FeedSource};
-use super::kafka::run::{Delivery, RunConfig};
+use super::kafka::run::RunConfig;
 use super::kafka::service::{serve, HttpOptions};
 use crate::core::engine::Engine;
 use crate::core::identity::EventTime;
@@ -76,22 +76,7 @@ pub fn demo(engine: Engine, opts: &DemoOptions) -> Result<DemoSummary, String> {
     let broker = EmbeddedBroker::start(opts.partitions, &topics).map_err(|e| e.to_string())?;
     let kafka: KafkaConfig = broker.kafka_config();
     tracing::info!(bootstrap = %broker.bootstrap(), "embedded broker started");
-    let cfg = RunConfig {
-        kafka: kafka.clone(),
-        input_topics: vec!["fhir.events".into()],
-        keyed_by_patient: true,
-        alerts_topic: "oncowatch.alerts".into(),
-        scores_topic: String::new(),
-        dlq_topic: "oncowatch.dlq".into(),
-        state_topic: "oncowatch.state".into(),
-        repartition_topic: "oncowatch.repartition".into(),
-        group_id: "oncowatch-demo".into(),
-        delivery: Delivery::AtLeastOnce,
-        transactional_id: "oncowatch-demo-0".into(),
-        flush_records: 500,
-        flush_interval_ms: 500,
-        broker_compacts: false,
-    };
+    let cfg = RunConfig { flush_records: 500, flush_interval_ms: 500, ..RunConfig::development(kafka.clone(), "oncowatch-demo") };
     let stop = Arc::new(AtomicBool::new(false));
     let metrics = Arc::new(Metrics::new());
     let health = Arc::new(Health::default());

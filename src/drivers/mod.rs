@@ -1,4 +1,5 @@
-//! The edges around the core: reading input, replay (and later train, generate, Kafka, HTTP).
+//! The edges around the core: input files, replay, generate, train, Kafka (run, repartition, feed, broker),
+//! demo, HTTP.
 //! Drivers do the IO; they hand bytes to [`crate::core::engine::Engine`] and write what it returns.
 
 pub mod demo;

@@ -70,6 +70,29 @@ pub struct RunConfig {
     pub broker_compacts: bool,
 }
 
+impl RunConfig {
+    /// The design's topic names against a development broker that does not compact (the embedded one, or a
+    /// test broker), at-least-once, with short flushes.
+    pub fn development(kafka: KafkaConfig, group: &str) -> Self {
+        RunConfig {
+            kafka,
+            input_topics: vec!["fhir.events".into()],
+            keyed_by_patient: true,
+            alerts_topic: "oncowatch.alerts".into(),
+            scores_topic: String::new(),
+            dlq_topic: "oncowatch.dlq".into(),
+            state_topic: "oncowatch.state".into(),
+            repartition_topic: "oncowatch.repartition".into(),
+            group_id: group.into(),
+            delivery: Delivery::AtLeastOnce,
+            transactional_id: format!("{group}-0"),
+            flush_records: 200,
+            flush_interval_ms: 300,
+            broker_compacts: false,
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
     #[error("kafka: {0}")]
