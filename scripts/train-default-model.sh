@@ -10,3 +10,4 @@ cargo build --release
   --report-dir models/report --export-features "$work/features.csv"
 echo "LightGBM comparison on the same rows (needs: pip install lightgbm scikit-learn):"
 python3 scripts/compare_lightgbm.py "$work/features.csv" models/report/report.json || true
+python3 scripts/single_feature_auc.py "$work/features.csv" || true
