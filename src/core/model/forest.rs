@@ -22,7 +22,7 @@ pub struct Node {
 }
 
 /// A forest of compiled trees.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Forest {
     pub base_score: f64,
     pub learning_rate: f64,
@@ -30,28 +30,6 @@ pub struct Forest {
     /// Index of each tree's root in `nodes`.
     pub roots: Vec<u32>,
     pub nodes: Vec<Node>,
-    /// The scoring layout, built by [`Forest::compile`]: 16 bytes a node, the left child implicit (nodes are
-    /// in preorder, so a split's left child is the next node), a leaf's value in the threshold slot.
-    #[serde(skip)]
-    packed: Vec<Packed>,
-}
-
-#[derive(Debug, Clone, Copy)]
-struct Packed {
-    threshold_or_value: f64,
-    feature: u32,
-    right: u32,
-}
-
-impl PartialEq for Forest {
-    fn eq(&self, o: &Self) -> bool {
-        // The packed layout is derived from the rest.
-        self.base_score.to_bits() == o.base_score.to_bits()
-            && self.learning_rate.to_bits() == o.learning_rate.to_bits()
-            && self.n_features == o.n_features
-            && self.roots == o.roots
-            && self.nodes == o.nodes
-    }
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -75,7 +53,6 @@ impl Forest {
             n_features,
             roots: Vec::new(),
             nodes: Vec::new(),
-            packed: Vec::new(),
         };
         let trees = v.get("regressors").and_then(serde_json::Value::as_array).ok_or_else(|| err("no `regressors`"))?;
         for t in trees {
@@ -83,26 +60,7 @@ impl Forest {
             f.roots.push(root);
         }
         f.validate()?;
-        f.compile();
         Ok(f)
-    }
-
-    /// Builds the scoring layout (after a successful [`validate`](Self::validate)); without it, scoring
-    /// walks `nodes` directly, with the same result.
-    pub fn compile(&mut self) {
-        let preorder = self.nodes.iter().enumerate().all(|(i, n)| n.feature == LEAF || n.left as usize == i + 1);
-        self.packed = if preorder {
-            self.nodes
-                .iter()
-                .map(|n| Packed {
-                    threshold_or_value: if n.feature == LEAF { n.value } else { n.threshold },
-                    feature: n.feature,
-                    right: n.right,
-                })
-                .collect()
-        } else {
-            Vec::new()
-        };
     }
 
     fn push(&mut self, n: &serde_json::Value, depth: usize) -> Result<u32, ForestError> {
@@ -168,21 +126,6 @@ impl Forest {
 
     /// Raw score of one imputed row (`x.len() == n_features`), equal to smartcore's `predict`.
     pub fn predict(&self, x: &[f64]) -> f64 {
-        if !self.packed.is_empty() && x.len() >= self.n_features {
-            let mut acc = self.base_score;
-            for r in &self.roots {
-                let mut i = *r as usize;
-                loop {
-                    let n = self.packed[i];
-                    if n.feature == LEAF {
-                        acc += self.learning_rate * n.threshold_or_value;
-                        break;
-                    }
-                    i = if x[n.feature as usize] <= n.threshold_or_value { i + 1 } else { n.right as usize };
-                }
-            }
-            return acc;
-        }
         let mut acc = self.base_score;
         for r in &self.roots {
             acc += self.learning_rate * self.leaf(*r, x).value;

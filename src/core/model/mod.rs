@@ -94,7 +94,7 @@ impl Model {
         if fv != u64::from(FORMAT_VERSION) {
             return Err(ModelError::Format(u32::try_from(fv).unwrap_or(u32::MAX)));
         }
-        let mut file: ModelFile = serde_json::from_value(v).map_err(|e| ModelError::Corrupt(e.to_string()))?;
+        let file: ModelFile = serde_json::from_value(v).map_err(|e| ModelError::Corrupt(e.to_string()))?;
         let current = SchemaRef::current();
         if file.schema != current {
             return Err(ModelError::Schema {
@@ -109,7 +109,6 @@ impl Model {
             return Err(ModelError::Invalid("trees are for another number of features".into()));
         }
         file.forest.validate().map_err(|e| ModelError::Invalid(e.to_string()))?;
-        file.forest.compile();
         file.calibration.validate().map_err(ModelError::Invalid)?;
         Ok(Model { version: version_of(bytes), file })
     }
