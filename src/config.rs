@@ -180,7 +180,8 @@ impl Config {
         if self.privacy.pseudonym_key.is_empty() {
             (crate::core::identity::DEVELOPMENT_PSEUDONYM_KEY, true)
         } else {
-            (self.privacy.pseudonym_key.expose(), false)
+            let k = self.privacy.pseudonym_key.expose();
+            (k, k == crate::core::identity::DEVELOPMENT_PSEUDONYM_KEY)
         }
     }
 
