@@ -349,7 +349,7 @@ fn run(command: Command, cfg: &Config) -> anyhow::Result<ExitCode> {
         Command::Run { model } => {
             let (_, dev) = cfg.pseudonym_key();
             if dev {
-                anyhow::bail!("privacy.pseudonym_key is empty: `run` refuses the development key (set ONCOWATCH__PRIVACY__PSEUDONYM_KEY)");
+                anyhow::bail!("privacy.pseudonym_key is empty or the built-in one: `run` refuses the development key (set ONCOWATCH__PRIVACY__PSEUDONYM_KEY to a secret of your own)");
             }
             let model_path = model.unwrap_or_else(|| cfg.model.path.clone());
             let m = Model::load(&model_path).map_err(|e| anyhow::anyhow!("model {}: {e}", model_path.display()))?;

@@ -121,3 +121,17 @@ fn json_logs_carry_no_patient_identifier() {
         assert!(!err.contains(id), "log shows {id}");
     }
 }
+
+#[test]
+fn run_refuses_the_development_pseudonym_key() {
+    for key in [None, Some(oncowatch::core::identity::DEVELOPMENT_PSEUDONYM_KEY)] {
+        let mut c = bin();
+        c.env_remove("ONCOWATCH__PRIVACY__PSEUDONYM_KEY").arg("run");
+        if let Some(k) = key {
+            c.env("ONCOWATCH__PRIVACY__PSEUDONYM_KEY", k);
+        }
+        let out = c.output().expect("runs");
+        assert_eq!(out.status.code(), Some(2));
+        assert!(String::from_utf8_lossy(&out.stderr).contains("development key"), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+}
