@@ -277,6 +277,16 @@ fn stop_on_signals() -> anyhow::Result<std::sync::Arc<std::sync::atomic::AtomicB
     Ok(stop)
 }
 
+fn load_model(path: &std::path::Path) -> anyhow::Result<Model> {
+    Model::load(path).map_err(|e| anyhow::anyhow!("model {}: {e}", path.display()))
+}
+
+/// The engine with the model of `--model`, else `model.path`, and the configured alert policy.
+fn scoring_engine(cfg: &Config, model: Option<PathBuf>) -> anyhow::Result<Engine> {
+    let path = model.unwrap_or_else(|| cfg.model.path.clone());
+    Ok(engine(cfg)?.with_model(load_model(&path)?, cfg.alerts.clone()))
+}
+
 fn engine(cfg: &Config) -> anyhow::Result<Engine> {
     let vocab = cfg.load_vocabulary()?;
     let (key, _dev) = cfg.pseudonym_key();
@@ -351,9 +361,7 @@ fn run(command: Command, cfg: &Config) -> anyhow::Result<ExitCode> {
             if dev {
                 anyhow::bail!("privacy.pseudonym_key is empty or the built-in one: `run` refuses the development key (set ONCOWATCH__PRIVACY__PSEUDONYM_KEY to a secret of your own)");
             }
-            let model_path = model.unwrap_or_else(|| cfg.model.path.clone());
-            let m = Model::load(&model_path).map_err(|e| anyhow::anyhow!("model {}: {e}", model_path.display()))?;
-            let engine = std::sync::Arc::new(engine(cfg)?.with_model(m, cfg.alerts.clone()));
+            let engine = std::sync::Arc::new(scoring_engine(cfg, model)?);
             tracing::info!(kafka = %oncowatch::drivers::kafka::client::describe(&cfg.kafka), "starting");
             let stop = stop_on_signals()?;
             let http = HttpOptions {
@@ -448,9 +456,9 @@ fn run(command: Command, cfg: &Config) -> anyhow::Result<ExitCode> {
             }
         }
         Command::Demo { patients, rate, duration, seed, model } => {
-            let model_path = model.unwrap_or_else(|| cfg.model.path.clone());
-            let m = Model::load(&model_path).map_err(|e| anyhow::anyhow!("model {}: {e}", model_path.display()))?;
-            let engine = engine(cfg)?.with_model(m, cfg.alerts.clone());
+            let mut engine = scoring_engine(cfg, model)?;
+            // The generated history is years old and arrives now: backfill suppression would silence it.
+            engine.policy.max_event_lag_days = i64::from(u32::MAX);
             if rate.is_nan() || rate <= 0.0 {
                 anyhow::bail!("--rate must be above 0");
             }
@@ -491,7 +499,7 @@ fn run(command: Command, cfg: &Config) -> anyhow::Result<ExitCode> {
             let mut engine = engine(cfg)?;
             let model_path = model.unwrap_or_else(|| cfg.model.path.clone());
             if !no_model && !model_path.as_os_str().is_empty() {
-                let m = Model::load(&model_path).map_err(|e| anyhow::anyhow!("model {}: {e}", model_path.display()))?;
+                let m = load_model(&model_path)?;
                 tracing::info!(model = %m.version, "scoring with {}", model_path.display());
                 engine = engine.with_model(m, cfg.alerts.clone());
             }

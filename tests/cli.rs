@@ -135,3 +135,23 @@ fn run_refuses_the_development_pseudonym_key() {
         assert!(String::from_utf8_lossy(&out.stderr).contains("development key"), "{}", String::from_utf8_lossy(&out.stderr));
     }
 }
+
+#[test]
+fn demo_prints_alert_lines_and_a_summary() {
+    let out = bin()
+        .env("ONCOWATCH__HTTP__LISTEN", "127.0.0.1:0")
+        .args(["demo", "--patients", "40", "--rate", "5000", "--duration", "90"])
+        .output()
+        .expect("runs");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert!(!lines.is_empty(), "the demo raised no alert");
+    for l in &lines {
+        let tier = l.split_whitespace().nth(1).unwrap_or("");
+        assert!(["watch", "high", "urgent"].contains(&tier), "alert line without a tier: {l}");
+        assert!(l.contains("risk"), "{l}");
+    }
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("demo summary") && stderr.contains("true / false alerts"), "{stderr}");
+}
